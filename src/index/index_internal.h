@@ -1,0 +1,95 @@
+/*
+ * index_internal.h - the layout of vd_index, shared by hnsw.c (the graph)
+ * and payload.c (its binary serialization). Nothing outside src/index/
+ * includes this.
+ *
+ * Memory layout, chosen for the search hot path:
+ *   vecs    cap * stride floats, 64-byte aligned; stride = dimension rounded
+ *           up to 16 floats, zero padded (the kernels run over stride).
+ *   links0  cap * (1 + m0) uint32: per slot a header word (neighbour count
+ *           in the low 16 bits, VD_SLOT_F_DELETED in bit 16) then m0 links.
+ *   nodes   cap * node: id/metadata blob, level, state, upper-level links.
+ *   table   open-addressing hash of id -> slot (linear probing).
+ */
+#ifndef VD_INDEX_INTERNAL_H
+#define VD_INDEX_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "distance.h"
+#include "vectord/index.h"
+
+#define VD_NONE         UINT32_MAX
+#define VD_MAX_LEVEL    31
+#define VD_SLOT_F_DELETED (1u << 16)
+
+enum { SLOT_FREE = 0, SLOT_LIVE = 1, SLOT_DELETED = 2 };
+
+typedef struct vd_node {
+    uint8_t *blob;     /* id bytes then metadata bytes; NULL unless live */
+    uint32_t id_len;
+    uint32_t meta_len;
+    uint32_t *upper;   /* levels 1..level, each (1 + m) words: count, links */
+    uint8_t level;
+    uint8_t state;     /* SLOT_FREE | SLOT_LIVE | SLOT_DELETED */
+} vd_node;
+
+typedef struct vd_scratch vd_scratch;
+
+struct vd_index {
+    char *name;
+    vd_index_params p;
+    vd_limits lim;
+    const vd_kernels *k;
+    uint32_t dim, stride, m, m0;
+    uint64_t level_threshold; /* P(level up) = 1/m as a uint64 fraction */
+
+    float *vecs;
+    uint32_t *links0;
+    vd_node *nodes;
+    uint32_t nslots, cap;
+
+    uint32_t *free_slots; /* stack; popped from the end */
+    uint32_t nfree, free_cap;
+
+    uint32_t *table; /* slot per bucket, VD_NONE empty */
+    uint32_t table_mask;
+
+    uint32_t entry;  /* VD_NONE when empty */
+    int max_level;   /* -1 when empty */
+    uint64_t rng;    /* splitmix64 state */
+    uint32_t live, deleted;
+    uint64_t repairs;
+    size_t blob_bytes, upper_bytes;
+
+    pthread_rwlock_t lock;
+    pthread_mutex_t pool_lock;
+    vd_scratch **pool;
+    size_t npool, pool_cap;
+};
+
+static inline float *vd_vec(const struct vd_index *ix, uint32_t slot)
+{
+    return ix->vecs + (size_t)slot * ix->stride;
+}
+
+static inline uint32_t *vd_links(const struct vd_index *ix, uint32_t slot, int level)
+{
+    if (level == 0) return ix->links0 + (size_t)slot * (1 + ix->m0);
+    return ix->nodes[slot].upper + (size_t)(level - 1) * (1 + ix->m);
+}
+
+/* Allocates an index shell with the given params (already validated) and
+ * room for cap slots. Used by vd_index_new and the payload reader. */
+vd_err vd_index_alloc(struct vd_index **out, const char *name, size_t name_len,
+                      const vd_index_params *p, const vd_limits *lim, uint32_t cap,
+                      vd_error *err);
+
+/* Inserts slot's id into the hash table. The slot's blob must be set. */
+vd_err vd_index_table_put(struct vd_index *ix, uint32_t slot);
+
+/* Returns the slot holding id, or VD_NONE. */
+uint32_t vd_index_table_get(const struct vd_index *ix, const char *id, size_t len);
+
+#endif
