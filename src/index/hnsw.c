@@ -382,7 +382,9 @@ static vd_err grow(vd_index *ix, uint32_t need)
     uint32_t *l = malloc((size_t)cap * (1 + ix->m0) * sizeof *l);
     vd_node *n = realloc(ix->nodes, (size_t)cap * sizeof *n);
     if (n) ix->nodes = n;
-    if (!v || !l || !n) {
+    uint8_t *dead = realloc(ix->dead, cap);
+    if (dead) ix->dead = dead;
+    if (!v || !l || !n || !dead) {
         free(v);
         free(l);
         return VD_ERR_NOMEM;
@@ -392,6 +394,7 @@ static vd_err grow(vd_index *ix, uint32_t need)
         memcpy(l, ix->links0, (size_t)ix->cap * (1 + ix->m0) * sizeof *l);
     }
     memset(n + ix->cap, 0, (size_t)(cap - ix->cap) * sizeof *n);
+    memset(dead + ix->cap, 0, cap - ix->cap);
     free(ix->vecs);
     free(ix->links0);
     ix->vecs = v;
@@ -477,6 +480,7 @@ void vd_index_free(vd_index *ix)
     free(ix->pool);
     free(ix->vecs);
     free(ix->links0);
+    free(ix->dead);
     free(ix->nodes);
     free(ix->free_slots);
     free(ix->table);
@@ -518,7 +522,7 @@ void vd_index_stats_get(vd_index *ix, vd_index_stats *st)
     st->max_level = ix->max_level;
     st->repairs = ix->repairs;
     st->mem_bytes = sizeof *ix + (size_t)ix->cap * ix->stride * sizeof(float) +
-                    (size_t)ix->cap * (1 + ix->m0) * sizeof(uint32_t) +
+                    (size_t)ix->cap * (1 + ix->m0) * sizeof(uint32_t) + ix->cap +
                     (size_t)ix->cap * sizeof(vd_node) +
                     ((size_t)ix->table_mask + 1) * sizeof(uint32_t) +
                     (size_t)ix->free_cap * sizeof(uint32_t) + ix->blob_bytes + ix->upper_bytes;
@@ -589,7 +593,7 @@ static uint32_t greedy(const vd_index *ix, const float *q, uint32_t ep, float *e
     while (changed) {
         changed = 0;
         const uint32_t *l = vd_links(ix, ep, level);
-        uint32_t cnt = l[0] & 0xFFFF;
+        uint32_t cnt = l[0];
         for (uint32_t j = 1; j <= cnt; j++)
             __builtin_prefetch(vd_vec(ix, l[j]));
         for (uint32_t j = 1; j <= cnt; j++) {
@@ -605,10 +609,6 @@ static uint32_t greedy(const vd_index *ix, const float *q, uint32_t ep, float *e
     return ep;
 }
 
-static inline int slot_deleted(const vd_index *ix, uint32_t slot)
-{
-    return (ix->links0[(size_t)slot * (1 + ix->m0)] & VD_SLOT_F_DELETED) != 0;
-}
 
 /*
  * Best-first search of one level from entry ep: leaves the ef nearest live
@@ -620,11 +620,12 @@ static void search_level(const vd_index *ix, vd_scratch *s, const float *q, uint
     heap *cands = &s->cands, *res = &s->res;
     uint16_t *tags = s->tags, cur = s->cur;
     const size_t vbytes = (size_t)ix->stride * sizeof(float);
+    const uint8_t *dead = ix->deleted ? ix->dead : NULL;
     cands->n = res->n = 0;
     tags[ep] = cur;
     heap_push_min(cands, ep_d, ep);
     float lower = INFINITY;
-    if (!slot_deleted(ix, ep)) {
+    if (!dead || !dead[ep]) {
         heap_push_max(res, ep_d, ep);
         lower = ep_d;
     }
@@ -633,7 +634,7 @@ static void search_level(const vd_index *ix, vd_scratch *s, const float *q, uint
         if (c.d > lower && res->n >= ef) break;
         heap_pop_min(cands);
         const uint32_t *l = vd_links(ix, c.id, level);
-        uint32_t cnt = l[0] & 0xFFFF, nnew = 0;
+        uint32_t cnt = l[0], nnew = 0;
         uint32_t *buf = s->buf;
         if (cands->n + cnt > cands->cap && heap_reserve(cands, cands->n + cnt)) break;
         for (uint32_t j = 1; j <= cnt; j++) {
@@ -657,7 +658,9 @@ static void search_level(const vd_index *ix, vd_scratch *s, const float *q, uint
             float d = dist(ix, q, vd_vec(ix, nb));
             if (res->n < ef || d < lower) {
                 heap_push_min(cands, d, nb);
-                if (!slot_deleted(ix, nb)) {
+                /* Likely expanded soon: start loading its links now. */
+                if (level == 0) __builtin_prefetch(ix->links0 + (size_t)nb * (1 + ix->m0));
+                if (!dead || !dead[nb]) {
                     heap_push_max(res, d, nb);
                     if (res->n > ef) heap_pop_max(res);
                     lower = res->a[0].d;
@@ -711,7 +714,7 @@ static inline uint32_t level_max(const vd_index *ix, int level)
 static void set_links(vd_index *ix, uint32_t slot, int level, const cand *c, uint32_t n)
 {
     uint32_t *l = vd_links(ix, slot, level);
-    l[0] = (l[0] & ~0xFFFFu) | n;
+    l[0] = n;
     for (uint32_t i = 0; i < n; i++) l[1 + i] = c[i].id;
 }
 
@@ -719,7 +722,7 @@ static void set_links(vd_index *ix, uint32_t slot, int level, const cand *c, uin
 static vd_err link_back(vd_index *ix, vd_scratch *s, uint32_t node, uint32_t nb, int level)
 {
     uint32_t *l = vd_links(ix, node, level);
-    uint32_t cnt = l[0] & 0xFFFF, max = level_max(ix, level);
+    uint32_t cnt = l[0], max = level_max(ix, level);
     if (cnt < max) {
         l[1 + cnt] = nb;
         l[0]++;
@@ -857,7 +860,7 @@ static void tombstone(vd_index *ix, uint32_t slot)
     n->blob = NULL;
     n->id_len = n->meta_len = 0;
     n->state = SLOT_DELETED;
-    ix->links0[(size_t)slot * (1 + ix->m0)] |= VD_SLOT_F_DELETED;
+    ix->dead[slot] = 1;
     ix->live--;
     ix->deleted++;
 }
@@ -1005,7 +1008,7 @@ static long repair_candidates(vd_index *ix, vd_scratch *s, uint32_t slot, int le
     }
     s->tags[slot] = s->cur;
     const uint32_t *l = vd_links(ix, slot, level);
-    uint32_t cnt = l[0] & 0xFFFF;
+    uint32_t cnt = l[0];
     if (scratch_buf(s, walk_limit + max + 1) || scratch_sel(s, 8 * max)) return -1;
     for (uint32_t j = 1; j <= cnt; j++) {
         uint32_t nb = l[j];
@@ -1016,7 +1019,7 @@ static long repair_candidates(vd_index *ix, vd_scratch *s, uint32_t slot, int le
     }
     while (head < nq && head < walk_limit) {
         const uint32_t *dl = vd_links(ix, s->buf[head++], level);
-        uint32_t dc = dl[0] & 0xFFFF;
+        uint32_t dc = dl[0];
         for (uint32_t j = 1; j <= dc; j++) {
             uint32_t nb = dl[j];
             if (s->tags[nb] == s->cur) continue;
@@ -1050,7 +1053,7 @@ static vd_err repair_locked(vd_index *ix, vd_error *err)
         if (ix->nodes[u].state != SLOT_LIVE) continue;
         for (int level = 0; level <= ix->nodes[u].level; level++) {
             const uint32_t *l = vd_links(ix, u, level);
-            uint32_t cnt = l[0] & 0xFFFF, j;
+            uint32_t cnt = l[0], j;
             for (j = 1; j <= cnt; j++)
                 if (ix->nodes[l[j]].state != SLOT_LIVE) break;
             if (j > cnt) continue;
@@ -1084,6 +1087,7 @@ static vd_err repair_locked(vd_index *ix, vd_error *err)
         free(n->upper);
         memset(n, 0, sizeof *n);
         ix->links0[(size_t)u * (1 + ix->m0)] = 0;
+        ix->dead[u] = 0;
         memset(vd_vec(ix, u), 0, (size_t)ix->stride * sizeof(float));
         ix->free_slots[ix->nfree++] = u;
     }

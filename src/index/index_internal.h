@@ -6,8 +6,10 @@
  * Memory layout, chosen for the search hot path:
  *   vecs    cap * stride floats, 64-byte aligned; stride = dimension rounded
  *           up to 16 floats, zero padded (the kernels run over stride).
- *   links0  cap * (1 + m0) uint32: per slot a header word (neighbour count
- *           in the low 16 bits, VD_SLOT_F_DELETED in bit 16) then m0 links.
+ *   links0  cap * (1 + m0) uint32: per slot the neighbour count, then m0
+ *           links.
+ *   dead    cap bytes, 1 for a tombstone: a search checks every neighbour it
+ *           scores, so the flag lives in its own small, cache-resident array.
  *   nodes   cap * node: id/metadata blob, level, state, upper-level links.
  *   table   open-addressing hash of id -> slot (linear probing).
  */
@@ -22,7 +24,6 @@
 
 #define VD_NONE         UINT32_MAX
 #define VD_MAX_LEVEL    31
-#define VD_SLOT_F_DELETED (1u << 16)
 
 enum { SLOT_FREE = 0, SLOT_LIVE = 1, SLOT_DELETED = 2 };
 
@@ -47,6 +48,7 @@ struct vd_index {
 
     float *vecs;
     uint32_t *links0;
+    uint8_t *dead;
     vd_node *nodes;
     uint32_t nslots, cap;
 

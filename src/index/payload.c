@@ -75,7 +75,7 @@ static void w_u64(wbuf *w, uint64_t v)
 
 static void w_links(wbuf *w, const uint32_t *l)
 {
-    uint32_t cnt = l[0] & 0xFFFF;
+    uint32_t cnt = l[0];
     w_u32(w, cnt);
     w_bytes(w, l + 1, (size_t)cnt * 4);
 }
@@ -163,7 +163,7 @@ static vd_err read_links(vd_index *ix, rbuf *r, uint32_t slot, int level, vd_err
                        max);
     if (!r_need(r, (size_t)cnt * 4)) return CORRUPT("truncated in the links of slot %u", slot);
     uint32_t *l = vd_links(ix, slot, level);
-    l[0] = (l[0] & ~0xFFFFu) | cnt;
+    l[0] = cnt;
     memcpy(l + 1, r->p, (size_t)cnt * 4);
     r->p += (size_t)cnt * 4;
     return VD_OK;
@@ -216,7 +216,8 @@ static vd_err read_slot(vd_index *ix, rbuf *r, uint32_t s, vd_error *err)
     r->p += vbytes;
     for (uint32_t i = 0; i < ix->dim; i++)
         if (!isfinite(v[i])) return CORRUPT("slot %u vector[%u] is not finite", s, i);
-    ix->links0[(size_t)s * (1 + ix->m0)] = state == SLOT_DELETED ? VD_SLOT_F_DELETED : 0;
+    ix->links0[(size_t)s * (1 + ix->m0)] = 0;
+    ix->dead[s] = state == SLOT_DELETED;
     if (level) {
         size_t ubytes = (size_t)level * (1 + ix->m) * sizeof(uint32_t);
         if (!(n->upper = calloc(1, ubytes)))
@@ -238,7 +239,7 @@ static vd_err check_links(const vd_index *ix, vd_error *err)
         if (n->state == SLOT_FREE) continue;
         for (int l = 0; l <= n->level; l++) {
             const uint32_t *lk = vd_links(ix, s, l);
-            uint32_t cnt = lk[0] & 0xFFFF;
+            uint32_t cnt = lk[0];
             for (uint32_t j = 1; j <= cnt; j++) {
                 uint32_t t = lk[j];
                 if (t >= ix->nslots || t == s || ix->nodes[t].state == SLOT_FREE ||
