@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this script):
+#   1. installs the Debian packages it needs (scripts/setup-deps.sh);
+#   2. Release build with warnings as errors, every CTest test;
+#   3. Debug build under AddressSanitizer + UndefinedBehaviorSanitizer,
+#      every CTest test again.
+# Build trees go to build/ci-release and build/ci-asan (ignored by git).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-deps.sh
+jobs=$(nproc)
+
+run_suite() { # name, cmake args...
+  local dir="build/ci-$1"; shift
+  echo "==> configure $dir"
+  cmake -S . -B "$dir" -G Ninja -DVD_WERROR=ON "$@" >/dev/null
+  echo "==> build $dir"
+  cmake --build "$dir" -j "$jobs"
+  echo "==> test $dir"
+  ctest --test-dir "$dir" --output-on-failure -j "$jobs"
+}
+
+run_suite release -DCMAKE_BUILD_TYPE=Release
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  run_suite asan -DCMAKE_BUILD_TYPE=Debug -DVD_SANITIZE=ON
+echo "==> all suites passed"
