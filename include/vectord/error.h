@@ -24,6 +24,14 @@ typedef enum vd_err {
     VD_ERR_CORRUPT,          /* "corrupt_checkpoint": bad magic, checksum, truncation */
     VD_ERR_VERSION,          /* "unsupported_version" */
     VD_ERR_IO,               /* "io_error" */
+    VD_ERR_DECODE,           /* "decode_error": body is not valid msgpack / JSON */
+    VD_ERR_INVALID_REQUEST,  /* "invalid_request": missing field, wrong type */
+    VD_ERR_UNKNOWN_OP,       /* "unknown_op" */
+    VD_ERR_KEY_MISMATCH,     /* "key_mismatch": record key != body index */
+    VD_ERR_WRONG_PARTITION,  /* "wrong_partition": index pinned elsewhere */
+    VD_ERR_TIMEOUT,          /* "timeout" */
+    VD_ERR_UNAVAILABLE,      /* "unavailable": partition not ready or not owned */
+    VD_ERR_CONFIG,           /* "config_error" */
     VD_ERR__COUNT
 } vd_err;
 

@@ -21,6 +21,14 @@ static const struct {
     [VD_ERR_CORRUPT] = {"corrupt_checkpoint", "corrupt or truncated checkpoint"},
     [VD_ERR_VERSION] = {"unsupported_version", "unsupported format version"},
     [VD_ERR_IO] = {"io_error", "input/output error"},
+    [VD_ERR_DECODE] = {"decode_error", "message body could not be decoded"},
+    [VD_ERR_INVALID_REQUEST] = {"invalid_request", "invalid request"},
+    [VD_ERR_UNKNOWN_OP] = {"unknown_op", "unknown operation"},
+    [VD_ERR_KEY_MISMATCH] = {"key_mismatch", "record key does not match the index"},
+    [VD_ERR_WRONG_PARTITION] = {"wrong_partition", "index lives on another partition"},
+    [VD_ERR_TIMEOUT] = {"timeout", "timed out"},
+    [VD_ERR_UNAVAILABLE] = {"unavailable", "partition not available"},
+    [VD_ERR_CONFIG] = {"config_error", "invalid configuration"},
 };
 
 const char *vd_err_code(vd_err code)
