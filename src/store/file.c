@@ -87,8 +87,7 @@ static vd_err file_put(vd_store *s, const char *key, const void *buf, size_t len
     }
     vd_err rc = VD_OK;
     int fd = -1;
-    if (mkdirs_for(path) ||
-        (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0 ||
+    if (mkdirs_for(path) || (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0 ||
         write_all(fd, buf, len) || fsync(fd)) {
         rc = vd_error_set(err, VD_ERR_IO, "store: put %s: %s", key, strerror(errno));
     }
@@ -207,8 +206,10 @@ static int walk(const char *dir, const char *rel, const char *prefix, keylist *l
             /* Descend only where the prefix can still match. */
             size_t kl = strlen(key), pl = strlen(prefix);
             if (strncmp(key, prefix, kl < pl ? kl : pl) == 0 || cleanup) {
-                if (asprintf(&sub, "%s/", key) < 0) rc = -1;
-                else rc = walk(path, sub, prefix, l, cleanup);
+                if (asprintf(&sub, "%s/", key) < 0)
+                    rc = -1;
+                else
+                    rc = walk(path, sub, prefix, l, cleanup);
                 free(sub);
             }
         } else if (S_ISREG(st.st_mode) && strncmp(key, prefix, strlen(prefix)) == 0) {
