@@ -3,6 +3,7 @@
  */
 #include "store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,14 +89,13 @@ static int path_safe(unsigned char c)
     return strchr("-_.~$&+,:;=@", c) != NULL && c != '\0';
 }
 
-char *vd_store_index_key(const char *name, size_t name_len)
+char *vd_store_escape(const char *s, size_t len)
 {
-    static const char prefix[] = "_vectors/", suffix[] = ".lhv1", hex[] = "0123456789ABCDEF";
-    char *k = malloc(sizeof prefix + 3 * name_len + sizeof suffix);
-    if (!k) return NULL;
-    char *p = k + strlen(strcpy(k, prefix));
-    for (size_t i = 0; i < name_len; i++) {
-        unsigned char c = (unsigned char)name[i];
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = malloc(3 * len + 1), *p = out;
+    if (!out) return NULL;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
         if (path_safe(c)) {
             *p++ = (char)c;
         } else {
@@ -104,6 +104,14 @@ char *vd_store_index_key(const char *name, size_t name_len)
             *p++ = hex[c & 15];
         }
     }
-    strcpy(p, suffix);
+    *p = '\0';
+    return out;
+}
+
+char *vd_store_index_key(const char *name, size_t name_len)
+{
+    char *esc = vd_store_escape(name, name_len), *k = NULL;
+    if (esc && asprintf(&k, "_vectors/%s.lhv1", esc) < 0) k = NULL;
+    free(esc);
     return k;
 }

@@ -61,6 +61,13 @@ void vd_store_keys_free(char **keys, size_t n);
 int vd_store_key_valid(const char *key);
 
 /*
+ * Escapes s[0..len) as one path segment, like Go's url.PathEscape: bytes
+ * outside A-Z a-z 0-9 - _ . ~ $ & + , : ; = @ become %XX ('/' is "%2F").
+ * Returns a malloc'd string, or NULL when out of memory.
+ */
+char *vd_store_escape(const char *s, size_t len);
+
+/*
  * The checkpoint key of an index: "_vectors/" + escaped name + ".lhv1",
  * escaped like Go's url.PathEscape (what the Go service did): bytes outside
  * A-Z a-z 0-9 - _ . ~ $ & + , : ; = @ become %XX, so '/' is "%2F".

@@ -1,0 +1,73 @@
+/*
+ * manifest.h - the per-partition checkpoint manifest and the replay rules
+ * of docs/checkpoints.md: which indexes live in a commands partition,
+ * through which offset each is complete, and where replay must start.
+ * Pure logic and JSON, no I/O: the worker reads and writes the bytes.
+ */
+#ifndef VD_WORKER_MANIFEST_H
+#define VD_WORKER_MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vectord/error.h"
+
+typedef struct vd_manifest_entry {
+    char *name;          /* index name (UTF-8, not escaped) */
+    int64_t file_offset; /* envelope offset of the LHV1 file written for it */
+    int64_t complete;    /* the index is complete through this offset */
+} vd_manifest_entry;
+
+typedef struct vd_manifest {
+    char topic[256];
+    int32_t partition;
+    int64_t offset; /* the partition is complete through this offset (-1: nothing yet) */
+    char worker[128];
+    int32_t generation;
+    vd_manifest_entry *entries; /* sorted by name */
+    size_t n, cap;
+} vd_manifest;
+
+/* Initialises an empty manifest for topic/partition (offset -1). */
+void vd_manifest_init(vd_manifest *m, const char *topic, int32_t partition);
+
+/* Frees the entries; m can be re-initialised. */
+void vd_manifest_clear(vd_manifest *m);
+
+/* Adds or updates the entry for name. Errors: VD_ERR_NOMEM. */
+vd_err vd_manifest_set(vd_manifest *m, const char *name, int64_t file_offset, int64_t complete,
+                       vd_error *err);
+
+/* Removes the entry for name (no-op when absent). */
+void vd_manifest_remove(vd_manifest *m, const char *name);
+
+/* The entry for name, or NULL. */
+vd_manifest_entry *vd_manifest_find(const vd_manifest *m, const char *name);
+
+/* JSON text of m in *out (malloc'd, caller frees). Errors: VD_ERR_NOMEM. */
+vd_err vd_manifest_encode(const vd_manifest *m, char **out, size_t *len, vd_error *err);
+
+/*
+ * Parses a manifest into m (which must be initialised; previous entries are
+ * dropped). Errors: VD_ERR_CORRUPT naming what is wrong, VD_ERR_VERSION.
+ */
+vd_err vd_manifest_decode(const void *buf, size_t len, vd_manifest *m, vd_error *err);
+
+/* Store key "_manifests/<escaped topic>/<partition>.json" (malloc'd). */
+char *vd_manifest_key(const char *topic, int32_t partition);
+
+/*
+ * How far an index is complete given its manifest entry and the offset in
+ * the envelope of the file actually found: e->complete when the file is the
+ * expected one or newer, the file's own offset when it is older (stale,
+ * e.g. rewritten by a zombie). Never more than max(e->complete, file).
+ */
+int64_t vd_manifest_complete(const vd_manifest_entry *e, int64_t file_offset);
+
+/*
+ * The first offset to consume: min(m->offset, every complete[i]) + 1, where
+ * complete[i] is the value vd_manifest_complete gave entry i.
+ */
+int64_t vd_manifest_start(const vd_manifest *m, const int64_t *complete);
+
+#endif
