@@ -1,0 +1,110 @@
+/*
+ * kafka.c - see kafka.h.
+ */
+#include "kafka.h"
+
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct conf_ctx {
+    rd_kafka_conf_t *conf;
+} conf_ctx;
+
+static vd_err conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, const char *what,
+                       vd_error *err)
+{
+    char errstr[512];
+    if (rd_kafka_conf_set(conf, key, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+        return vd_error_set(err, VD_ERR_CONFIG, "%s%s: %s", what, key, errstr);
+    return VD_OK;
+}
+
+static vd_err set_from_config(void *ctx, const char *key, const char *value, vd_error *err)
+{
+    return conf_set(((conf_ctx *)ctx)->conf, key, value, "kafka.", err);
+}
+
+vd_err vd_kafka_conf(const vd_config *cfg, const char *const *defaults, const char *bootstrap,
+                     rd_kafka_conf_t **out, vd_error *err)
+{
+    conf_ctx c = {rd_kafka_conf_new()};
+    vd_err rc = VD_OK;
+    for (size_t i = 0; !rc && defaults && defaults[i]; i += 2)
+        rc = conf_set(c.conf, defaults[i], defaults[i + 1], "", err);
+    if (!rc && cfg) rc = vd_config_each_kafka(cfg, set_from_config, &c, err);
+    if (!rc && bootstrap) rc = conf_set(c.conf, "bootstrap.servers", bootstrap, "", err);
+    if (rc) {
+        rd_kafka_conf_destroy(c.conf);
+        return rc;
+    }
+    *out = c.conf;
+    return VD_OK;
+}
+
+const char *vd_kafka_header(rd_kafka_message_t *m, const char *name, size_t *len)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *v = NULL;
+    size_t n = 0;
+    if (rd_kafka_message_headers(m, &hdrs) || !hdrs) return NULL;
+    if (rd_kafka_header_get_last(hdrs, name, &v, &n)) return NULL;
+    if (len) *len = n;
+    return v ? (const char *)v : "";
+}
+
+int vd_kafka_header_str(rd_kafka_message_t *m, const char *name, char *buf, size_t cap)
+{
+    size_t n;
+    const char *v = vd_kafka_header(m, name, &n);
+    if (!v || !cap) return 0;
+    if (n >= cap) n = cap - 1;
+    memcpy(buf, v, n);
+    buf[n] = '\0';
+    return 1;
+}
+
+struct vd_kafka_mock {
+    rd_kafka_t *host; /* a client only to own the cluster's threads */
+    rd_kafka_mock_cluster_t *cluster;
+};
+
+vd_err vd_kafka_mock_start(vd_kafka_mock **out, const char *const *topics, int partitions,
+                           const char **bootstrap, vd_error *err)
+{
+    char errstr[512];
+    vd_kafka_mock *m = calloc(1, sizeof *m);
+    if (!m) return vd_error_set(err, VD_ERR_NOMEM, "mock cluster: out of memory");
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "3", NULL, 0);
+    m->host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!m->host) {
+        free(m);
+        return vd_error_set(err, VD_ERR_IO, "mock cluster: %s", errstr);
+    }
+    m->cluster = rd_kafka_mock_cluster_new(m->host, 1);
+    if (!m->cluster) {
+        vd_kafka_mock_stop(m);
+        return vd_error_set(err, VD_ERR_IO, "mock cluster: could not be created");
+    }
+    for (size_t i = 0; topics && topics[i]; i++) {
+        rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(m->cluster, topics[i], partitions, 1);
+        if (e) {
+            vd_kafka_mock_stop(m);
+            return vd_error_set(err, VD_ERR_IO, "mock cluster: topic %s: %s", topics[i],
+                                rd_kafka_err2str(e));
+        }
+    }
+    *bootstrap = rd_kafka_mock_cluster_bootstraps(m->cluster);
+    *out = m;
+    return VD_OK;
+}
+
+void vd_kafka_mock_stop(vd_kafka_mock *m)
+{
+    if (!m) return;
+    if (m->cluster) rd_kafka_mock_cluster_destroy(m->cluster);
+    if (m->host) rd_kafka_destroy(m->host);
+    free(m);
+}

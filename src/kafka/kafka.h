@@ -1,0 +1,45 @@
+/*
+ * kafka.h - what vectord's programs share about librdkafka: building a
+ * configuration from vd_config (vectord's defaults, then every kafka.*
+ * key), reading record headers, and the embedded mock cluster.
+ */
+#ifndef VD_KAFKA_KAFKA_H
+#define VD_KAFKA_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "vectord/error.h"
+
+/*
+ * A new rd_kafka_conf_t: defaults[] (NULL-terminated key, value pairs),
+ * then every kafka.* key of cfg (may be NULL), then bootstrap when not
+ * NULL. On success *out is the caller's (rd_kafka_new takes it).
+ * Errors: VD_ERR_CONFIG naming the key and librdkafka's reason.
+ */
+vd_err vd_kafka_conf(const vd_config *cfg, const char *const *defaults, const char *bootstrap,
+                     rd_kafka_conf_t **out, vd_error *err);
+
+/*
+ * The value of the last header called name, or NULL. *len gets its length.
+ * The pointer is valid as long as the message.
+ */
+const char *vd_kafka_header(rd_kafka_message_t *m, const char *name, size_t *len);
+
+/* Copies the header value into buf (NUL-terminated, truncated); 1 if found. */
+int vd_kafka_header_str(rd_kafka_message_t *m, const char *name, char *buf, size_t cap);
+
+/* An in-process mock cluster, for the embedded mode and tests. */
+typedef struct vd_kafka_mock vd_kafka_mock;
+
+/*
+ * Starts a mock cluster of one broker and creates the given topics with
+ * partitions each. *bootstrap (owned by the mock) is its address.
+ * Errors: VD_ERR_IO with librdkafka's reason.
+ */
+vd_err vd_kafka_mock_start(vd_kafka_mock **out, const char *const *topics, int partitions,
+                           const char **bootstrap, vd_error *err);
+void vd_kafka_mock_stop(vd_kafka_mock *m);
+
+#endif
