@@ -96,10 +96,10 @@ vd_err vd_manifest_encode(const vd_manifest *m, char **out, size_t *len, vd_erro
         }
     }
     json_t *doc =
-        idx ? json_pack("{s:s, s:i, s:s, s:i, s:I, s:{s:s, s:i}, s:o}", "format", FORMAT, "version",
-                        VERSION, "topic", m->topic, "partition", (int)m->partition, "offset",
-                        (json_int_t)m->offset, "writer", "worker", m->worker, "generation",
-                        (int)m->generation, "indexes", idx)
+        idx ? json_pack("{s:s, s:i, s:s, s:i, s:I, s:s, s:{s:s, s:i}, s:o}", "format", FORMAT,
+                        "version", VERSION, "topic", m->topic, "partition", (int)m->partition,
+                        "offset", (json_int_t)m->offset, "cluster_id", m->cluster_id, "writer",
+                        "worker", m->worker, "generation", (int)m->generation, "indexes", idx)
             : NULL;
     char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(doc);
@@ -116,15 +116,15 @@ vd_err vd_manifest_decode(const void *buf, size_t len, vd_manifest *m, vd_error 
     json_error_t jerr;
     json_t *doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!doc) return CORRUPT("not JSON: %s", jerr.text);
-    const char *format, *topic, *worker = "";
+    const char *format, *topic, *worker = "", *cluster = "";
     json_int_t version, offset;
     int partition, generation = -1;
     json_t *idx;
     vd_err rc = VD_OK;
-    if (json_unpack_ex(doc, &jerr, 0, "{s:s, s:I, s:s, s:i, s:I, s?{s?s, s?i}, s:o}", "format",
-                       &format, "version", &version, "topic", &topic, "partition", &partition,
-                       "offset", &offset, "writer", "worker", &worker, "generation", &generation,
-                       "indexes", &idx)) {
+    if (json_unpack_ex(doc, &jerr, 0, "{s:s, s:I, s:s, s:i, s:I, s?s, s?{s?s, s?i}, s:o}",
+                       "format", &format, "version", &version, "topic", &topic, "partition",
+                       &partition, "offset", &offset, "cluster_id", &cluster, "writer", "worker",
+                       &worker, "generation", &generation, "indexes", &idx)) {
         rc = CORRUPT("%s", jerr.text);
     } else if (strcmp(format, FORMAT) != 0) {
         rc = CORRUPT("format is \"%.40s\"", format);
@@ -141,6 +141,7 @@ vd_err vd_manifest_decode(const void *buf, size_t len, vd_manifest *m, vd_error 
     vd_manifest_clear(m);
     snprintf(m->topic, sizeof m->topic, "%s", topic);
     snprintf(m->worker, sizeof m->worker, "%s", worker);
+    snprintf(m->cluster_id, sizeof m->cluster_id, "%s", cluster);
     m->partition = partition;
     m->generation = generation;
     m->offset = offset;

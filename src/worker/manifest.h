@@ -23,6 +23,7 @@ typedef struct vd_manifest {
     int32_t partition;
     int64_t offset; /* the partition is complete through this offset (-1: nothing yet) */
     char worker[128];
+    char cluster_id[128]; /* Kafka cluster the offsets refer to ("" unknown) */
     int32_t generation;
     vd_manifest_entry *entries; /* sorted by name */
     size_t n, cap;

@@ -22,6 +22,7 @@ static void test_round_trip(void **state)
     m.offset = 1841;
     m.generation = 12;
     strcpy(m.worker, "host-1");
+    strcpy(m.cluster_id, "Xc3-cluster");
     assert_int_equal(vd_manifest_set(&m, "imgs", 907, 1841, &err), VD_OK);
     assert_int_equal(vd_manifest_set(&m, "docs", 1830, 1841, &err), VD_OK);
     assert_int_equal(vd_manifest_set(&m, "docs/en \xc3\xa9", 5, 1841, &err), VD_OK);
@@ -38,6 +39,7 @@ static void test_round_trip(void **state)
     assert_int_equal(back.offset, 1841);
     assert_int_equal(back.generation, 12);
     assert_string_equal(back.worker, "host-1");
+    assert_string_equal(back.cluster_id, "Xc3-cluster");
     assert_int_equal(back.n, 3);
     vd_manifest_entry *e = vd_manifest_find(&back, "docs");
     assert_non_null(e);
