@@ -348,6 +348,7 @@ vd_err vd_config_load_env(vd_config *c, char *const *envp, vd_error *err)
 static const setting *get(const vd_config *c, const char *key, ktype t)
 {
     int i = find_key(key);
+    (void)t; /* only asserted */
     assert(i >= 0 && (keys[i].type == t || (t == T_STR && keys[i].type == T_ENUM)));
     return &c->v[i];
 }

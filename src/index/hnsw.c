@@ -253,9 +253,9 @@ vd_err vd_distance_parse(const char *s, size_t len, vd_distance *out, vd_error *
     static const struct {
         const char *name;
         vd_distance d;
-    } names[] = {{"cosine", VD_DIST_COSINE},       {"euclidean", VD_DIST_EUCLIDEAN},
-                 {"l2", VD_DIST_EUCLIDEAN},        {"dot", VD_DIST_DOT},
-                 {"ip", VD_DIST_DOT},              {"inner_product", VD_DIST_DOT}};
+    } names[] = {{"cosine", VD_DIST_COSINE}, {"euclidean", VD_DIST_EUCLIDEAN},
+                 {"l2", VD_DIST_EUCLIDEAN},  {"dot", VD_DIST_DOT},
+                 {"ip", VD_DIST_DOT},        {"inner_product", VD_DIST_DOT}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (strlen(names[i].name) == len && memcmp(names[i].name, s, len) == 0) {
             *out = names[i].d;
@@ -415,8 +415,10 @@ vd_err vd_index_alloc(vd_index **out, const char *name, size_t name_len, const v
     memcpy(ix->name, name, name_len);
     ix->name[name_len] = '\0';
     ix->p = *p;
-    if (lim) ix->lim = *lim;
-    else vd_limits_init(&ix->lim);
+    if (lim)
+        ix->lim = *lim;
+    else
+        vd_limits_init(&ix->lim);
     ix->dim = p->dimension;
     ix->stride = (p->dimension + 15) / 16 * 16;
     ix->m = p->m;
@@ -567,17 +569,16 @@ static vd_err prepare_vector(const vd_index *ix, const float *v, size_t len, flo
     memcpy(dst, v, len * sizeof(float));
     memset(dst + len, 0, (ix->stride - len) * sizeof(float));
     if (ix->p.distance == VD_DIST_COSINE) {
-        /* The same kernel computes the norm here and at insert, so a vector
-         * that validates always inserts. */
-        float n2 = ix->k->dot(dst, dst, ix->stride);
-        if (!(n2 > 0.0f))
+        /* In double, in one fixed order: no float underflow for tiny vectors
+         * or overflow for huge ones, and validation and insert compute the
+         * same value, so a vector that validates always inserts. */
+        double n2 = 0;
+        for (size_t i = 0; i < len; i++) n2 += (double)v[i] * v[i];
+        if (!(n2 > 0))
             return vd_error_set(err, VD_ERR_INVALID_VECTOR,
                                 "%s: zero vector has no direction under cosine distance", field);
-        if (!isfinite(n2))
-            return vd_error_set(err, VD_ERR_INVALID_VECTOR, "%s: norm overflows single precision",
-                                field);
-        float inv = 1.0f / sqrtf(n2);
-        for (size_t i = 0; i < len; i++) dst[i] *= inv;
+        double inv = 1.0 / sqrt(n2);
+        for (size_t i = 0; i < len; i++) dst[i] = (float)(v[i] * inv);
     }
     return VD_OK;
 }
@@ -594,8 +595,7 @@ static uint32_t greedy(const vd_index *ix, const float *q, uint32_t ep, float *e
         changed = 0;
         const uint32_t *l = vd_links(ix, ep, level);
         uint32_t cnt = l[0];
-        for (uint32_t j = 1; j <= cnt; j++)
-            __builtin_prefetch(vd_vec(ix, l[j]));
+        for (uint32_t j = 1; j <= cnt; j++) __builtin_prefetch(vd_vec(ix, l[j]));
         for (uint32_t j = 1; j <= cnt; j++) {
             float d = dist(ix, q, vd_vec(ix, l[j]));
             if (d < best) {
@@ -608,7 +608,6 @@ static uint32_t greedy(const vd_index *ix, const float *q, uint32_t ep, float *e
     *ep_d = best;
     return ep;
 }
-
 
 /*
  * Best-first search of one level from entry ep: leaves the ef nearest live
@@ -696,7 +695,11 @@ static uint32_t select_neighbors(const vd_index *ix, cand *c, uint32_t n, uint32
         const float *v = vd_vec(ix, c[i].id);
         int good = 1;
         for (uint32_t j = 0; j < kept; j++) {
-            if (dist(ix, v, vd_vec(ix, c[j].id)) < c[i].d) {
+            float dij = dist(ix, v, vd_vec(ix, c[j].id));
+            /* The second clause settles exact ties: of several copies of one
+             * vector only one is kept, or copies would fill each other's
+             * lists and cut themselves off from the rest of the graph. */
+            if (dij < c[i].d || (dij <= c[i].d && c[j].d == c[i].d)) {
                 good = 0;
                 break;
             }
@@ -745,7 +748,9 @@ static vd_err link_back(vd_index *ix, vd_scratch *s, uint32_t node, uint32_t nb,
 static vd_err insert_slot(vd_index *ix, vd_scratch *s, uint32_t slot)
 {
     int level = ix->nodes[slot].level;
-    if (ix->entry == VD_NONE) {
+    /* The first live node starts the graph afresh, even over tombstones:
+     * nothing it could link to is searchable. */
+    if (ix->entry == VD_NONE || ix->live == 1) {
         ix->entry = slot;
         ix->max_level = level;
         return VD_OK;
@@ -800,8 +805,8 @@ static int random_level(vd_index *ix)
 /* ------------------------------------------------------------------ */
 /* Add, delete, repair. */
 
-static vd_err check_id(const vd_index *ix, const char *id, size_t len, const char *field,
-                       size_t i, vd_error *err)
+static vd_err check_id(const vd_index *ix, const char *id, size_t len, const char *field, size_t i,
+                       vd_error *err)
 {
     if (!id || len == 0)
         return vd_error_set(err, VD_ERR_INVALID_VECTOR, "%s[%zu].id: empty", field, i);
@@ -873,8 +878,7 @@ static vd_err add_one(vd_index *ix, vd_scratch *s, const vd_item *it)
     uint32_t old = vd_index_table_get(ix, it->id, it->id_len);
     size_t blen;
     uint8_t *blob;
-    if (old != VD_NONE &&
-        memcmp(vd_vec(ix, old), v, (size_t)ix->stride * sizeof(float)) == 0) {
+    if (old != VD_NONE && memcmp(vd_vec(ix, old), v, (size_t)ix->stride * sizeof(float)) == 0) {
         /* Same vector: only the metadata changes. */
         vd_node *n = &ix->nodes[old];
         if (!(blob = make_blob(it, &blen))) return VD_ERR_NOMEM;
@@ -900,8 +904,10 @@ static vd_err add_one(vd_index *ix, vd_scratch *s, const vd_item *it)
         free(blob);
         return VD_ERR_NOMEM;
     }
-    if (ix->nfree) ix->nfree--;
-    else ix->nslots++;
+    if (ix->nfree)
+        ix->nfree--;
+    else
+        ix->nslots++;
     if (old != VD_NONE) tombstone(ix, old);
     vd_node *n = &ix->nodes[slot];
     n->blob = blob;
@@ -1014,8 +1020,10 @@ static long repair_candidates(vd_index *ix, vd_scratch *s, uint32_t slot, int le
         uint32_t nb = l[j];
         if (s->tags[nb] == s->cur) continue;
         s->tags[nb] = s->cur;
-        if (ix->nodes[nb].state == SLOT_LIVE) s->sel[nsel++] = (cand){0, nb};
-        else s->buf[nq++] = nb;
+        if (ix->nodes[nb].state == SLOT_LIVE)
+            s->sel[nsel++] = (cand){0, nb};
+        else
+            s->buf[nq++] = nb;
     }
     while (head < nq && head < walk_limit) {
         const uint32_t *dl = vd_links(ix, s->buf[head++], level);
@@ -1166,8 +1174,7 @@ vd_err vd_index_search(vd_index *ix, const float *query, size_t query_len, uint3
     if (ef > VD_MAX_EF)
         return vd_error_set(err, VD_ERR_INVALID_PARAMS, "ef: %u exceeds the maximum %u", ef,
                             VD_MAX_EF);
-    if (!query && query_len)
-        return vd_error_set(err, VD_ERR_INVALID_VECTOR, "vector: missing");
+    if (!query && query_len) return vd_error_set(err, VD_ERR_INVALID_VECTOR, "vector: missing");
     if (ef == 0) ef = ix->p.ef_search;
     if (ef < k) ef = k;
     out->n = 0;
@@ -1185,6 +1192,9 @@ vd_err vd_index_search(vd_index *ix, const float *query, size_t query_len, uint3
     float ep_d = dist(ix, s->query, vd_vec(ix, ep));
     for (int l = ix->max_level; l > 0; l--) ep = greedy(ix, s->query, ep, &ep_d, l);
     search_level(ix, s, s->query, ep, ep_d, ef, 0);
+    /* Sort on the distance users see: two squared distances an ulp apart
+     * can share one square root, and then the id must decide. */
+    for (uint32_t i = 0; i < s->res.n; i++) s->res.a[i].d = user_dist(ix, s->res.a[i].d);
     hit_sort_ctx ctx = {ix};
     qsort_r(s->res.a, s->res.n, sizeof(cand), hit_cmp, &ctx);
     size_t n = s->res.n < k ? s->res.n : k, bytes = 0;
@@ -1204,7 +1214,7 @@ vd_err vd_index_search(vd_index *ix, const float *query, size_t query_len, uint3
         out->arena_len += nd->id_len + nd->meta_len;
         h->id_len = nd->id_len;
         h->metadata_len = nd->meta_len;
-        h->distance = user_dist(ix, s->res.a[i].d);
+        h->distance = s->res.a[i].d;
     }
     /* Pointers last: the arena does not move any more. */
     for (size_t i = 0, off = 0; i < n; i++) {
