@@ -51,6 +51,9 @@ static const keydef keys[] = {
     {"search.threads", T_INT, "2", 1, 256, NULL, "threads answering searches"},
     {"search.ready.timeout.ms", T_INT, "30000", 0, I64, NULL,
      "how long a search waits for its partition to finish loading before `unavailable`"},
+    {"search.max.age.ms", T_INT, "60000", 0, I64, NULL,
+     "search requests older than this (record timestamp) are dropped unanswered: their "
+     "client has given up"},
     {"search.min.offset.timeout.ms", T_INT, "10000", 0, I64, NULL,
      "how long a search with min_offset waits for the index to apply it before `timeout`"},
     {"limits.max.dimension", T_INT, "4096", 1, 65536, NULL, "largest vector dimension"},

@@ -48,6 +48,7 @@ static void w_flush(wbuf *w)
 
 static void w_bytes(wbuf *w, const void *p, size_t len)
 {
+    if (len == 0) return; /* p may be NULL (an empty free list) */
     if (len >= sizeof w->b) {
         w_flush(w);
         if (!w->failed && w->sink(w->ctx, p, len)) w->failed = 1;
@@ -251,9 +252,8 @@ static vd_err check_links(const vd_index *ix, vd_error *err)
     return VD_OK;
 }
 
-vd_err vd_index_payload_read(vd_index **out, const char *name, size_t name_len,
-                             const uint8_t *buf, size_t len, const vd_limits *limits,
-                             vd_error *err)
+vd_err vd_index_payload_read(vd_index **out, const char *name, size_t name_len, const uint8_t *buf,
+                             size_t len, const vd_limits *limits, vd_error *err)
 {
     rbuf r = {buf, buf + len};
     if (!r_need(&r, 4)) return CORRUPT("truncated header");
@@ -262,7 +262,8 @@ vd_err vd_index_payload_read(vd_index **out, const char *name, size_t name_len,
         return vd_error_set(err, VD_ERR_VERSION,
                             "payload: version %u is not supported (this build reads %u)", version,
                             VD_PAYLOAD_VERSION);
-    if (!r_need(&r, 6 * 4 + 2 * 8 + 5 * 4 + 8 + 4)) return CORRUPT("truncated header");
+    /* 5 params, seed, rng, 5 counts, repairs, nfree */
+    if (!r_need(&r, 5 * 4 + 2 * 8 + 5 * 4 + 8 + 4)) return CORRUPT("truncated header");
     vd_index_params p;
     p.dimension = r_u32(&r);
     p.m = r_u32(&r);
@@ -275,14 +276,16 @@ vd_err vd_index_payload_read(vd_index **out, const char *name, size_t name_len,
     int32_t max_level = (int32_t)r_u32(&r);
     uint64_t repairs = r_u64(&r);
     uint32_t nfree = r_u32(&r);
+    if ((unsigned)p.distance > VD_DIST_DOT)
+        return CORRUPT("unknown distance code %u", (unsigned)p.distance);
     vd_err rc = vd_index_params_check(&p, limits, err);
     if (rc) return rc;
     /* Each slot takes at least 4 bytes: bound the allocation by the input. */
     if (nslots > (size_t)(r.end - r.p) / 4 || nslots >= VD_NONE)
         return CORRUPT("%u slots cannot fit in %zu bytes", nslots, (size_t)(r.end - r.p));
     if (nfree > nslots || (uint64_t)live + deleted + nfree != nslots)
-        return CORRUPT("slot counts disagree (%u live + %u deleted + %u free != %u)", live,
-                       deleted, nfree, nslots);
+        return CORRUPT("slot counts disagree (%u live + %u deleted + %u free != %u)", live, deleted,
+                       nfree, nslots);
     if (max_level < -1 || max_level > VD_MAX_LEVEL) return CORRUPT("max level %d", max_level);
     if ((entry == VD_NONE) != (max_level == -1) || (entry != VD_NONE && entry >= nslots) ||
         (entry == VD_NONE) != (live + (uint64_t)deleted == 0))
@@ -300,7 +303,7 @@ vd_err vd_index_payload_read(vd_index **out, const char *name, size_t name_len,
         rc = vd_error_set(err, VD_ERR_NOMEM, "payload: out of memory");
         goto fail;
     }
-    memcpy(ix->free_slots, r.p, (size_t)nfree * 4);
+    if (nfree) memcpy(ix->free_slots, r.p, (size_t)nfree * 4);
     ix->nfree = ix->free_cap = nfree;
     r.p += (size_t)nfree * 4;
     for (uint32_t s = 0; s < nslots; s++)

@@ -79,8 +79,14 @@ vd_err vd_lhv1_write(vd_index *ix, const vd_lhv1_kafka *kafka, vd_lhv1_sink sink
         goto out;
     }
     size_t elen = strlen(text);
-    uint8_t head[8] = {'L', 'H', 'V', '1', (uint8_t)(elen >> 24), (uint8_t)(elen >> 16),
-                       (uint8_t)(elen >> 8), (uint8_t)elen};
+    uint8_t head[8] = {'L',
+                       'H',
+                       'V',
+                       '1',
+                       (uint8_t)(elen >> 24),
+                       (uint8_t)(elen >> 16),
+                       (uint8_t)(elen >> 8),
+                       (uint8_t)elen};
     if (sink(ctx, head, 8) || sink(ctx, text, elen))
         rc = vd_error_set(err, VD_ERR_IO, "lhv1: the output failed");
     free(text);
@@ -148,8 +154,7 @@ static int fd_sink(void *ctx, const void *buf, size_t len)
     return 0;
 }
 
-vd_err vd_lhv1_write_file(vd_index *ix, const vd_lhv1_kafka *kafka, const char *path,
-                          vd_error *err)
+vd_err vd_lhv1_write_file(vd_index *ix, const vd_lhv1_kafka *kafka, const char *path, vd_error *err)
 {
     char *tmp = NULL, *dir = NULL;
     if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0)
@@ -168,8 +173,7 @@ vd_err vd_lhv1_write_file(vd_index *ix, const vd_lhv1_kafka *kafka, const char *
     if (close(f.fd) && !rc)
         rc = vd_error_set(err, VD_ERR_IO, "lhv1: close %s: %s", tmp, strerror(errno));
     if (!rc && rename(tmp, path))
-        rc = vd_error_set(err, VD_ERR_IO, "lhv1: rename %s to %s: %s", tmp, path,
-                          strerror(errno));
+        rc = vd_error_set(err, VD_ERR_IO, "lhv1: rename %s to %s: %s", tmp, path, strerror(errno));
     if (rc) {
         unlink(tmp);
     } else if ((dir = strdup(path))) {
@@ -199,8 +203,8 @@ static vd_err parse(const uint8_t *buf, size_t len, parsed *out, vd_error *err)
 {
     if (len < 8) return CORRUPT("file of %zu bytes is shorter than the 8-byte header", len);
     if (memcmp(buf, "LHV1", 4) != 0) return CORRUPT("bad magic (not an LHV1 file)");
-    uint32_t elen = (uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 | (uint32_t)buf[6] << 8 |
-                    (uint32_t)buf[7];
+    uint32_t elen =
+        (uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 | (uint32_t)buf[6] << 8 | (uint32_t)buf[7];
     if (elen > VD_LHV1_MAX_ENVELOPE)
         return CORRUPT("envelope length %u exceeds the limit of %u", elen, VD_LHV1_MAX_ENVELOPE);
     if (elen > len - 8)
@@ -215,14 +219,15 @@ static vd_err parse(const uint8_t *buf, size_t len, parsed *out, vd_error *err)
     json_int_t fv = -1, pv = -1, plen = -1, crc = -1;
     const char *format = NULL;
     if (json_unpack_ex(env, &jerr, 0, "{s:s, s:I, s:{s:I, s:I, s:I}}", "format", &format,
-                       "format_version", &fv, "payload", "version", &pv, "length", &plen,
-                       "crc32c", &crc)) {
+                       "format_version", &fv, "payload", "version", &pv, "length", &plen, "crc32c",
+                       &crc)) {
         json_decref(env);
         return CORRUPT("envelope: %s", jerr.text);
     }
     vd_err rc = VD_OK;
     size_t avail = len - 8 - elen;
-    if (strcmp(format, "LHV1") != 0) rc = CORRUPT("envelope format is \"%.32s\"", format);
+    if (strcmp(format, "LHV1") != 0)
+        rc = CORRUPT("envelope format is \"%.32s\"", format);
     else if (fv != VD_LHV1_FORMAT_VERSION)
         rc = vd_error_set(err, VD_ERR_VERSION,
                           "lhv1: format_version %" JSON_INTEGER_FORMAT
@@ -258,20 +263,22 @@ static vd_err cross_check(json_t *env, vd_index *ix, vd_lhv1_kafka *kafka, vd_er
     const vd_index_params *p = vd_index_params_get(ix);
     vd_payload_summary sum;
     vd_index_payload_summary(ix, &sum);
-    json_int_t dim, m, efc, efs, count, deleted;
-    const char *dist, *rng;
+    json_int_t dim, m, efc, efs, count, deleted, slots;
+    const char *dist, *rng, *seed;
     json_t *k = NULL;
     json_error_t jerr;
-    if (json_unpack_ex(env, &jerr, 0, "{s:{s:I, s:I, s:I, s:I, s:s}, s:I, s:I, s:s, s?o}",
-                       "params", "dimension", &dim, "m", &m, "ef_construction", &efc,
-                       "ef_search", &efs, "distance", &dist, "count", &count, "deleted", &deleted,
-                       "rng_state", &rng, "kafka", &k))
+    if (json_unpack_ex(env, &jerr, 0, "{s:{s:I, s:I, s:I, s:I, s:s, s:s}, s:I, s:I, s:I, s:s, s?o}",
+                       "params", "dimension", &dim, "m", &m, "ef_construction", &efc, "ef_search",
+                       &efs, "distance", &dist, "seed", &seed, "count", &count, "deleted", &deleted,
+                       "slots", &slots, "rng_state", &rng, "kafka", &k))
         return CORRUPT("envelope: %s", jerr.text);
-    char rngs[24];
+    char rngs[24], seeds[24];
     snprintf(rngs, sizeof rngs, "%" PRIu64, sum.rng);
+    snprintf(seeds, sizeof seeds, "%" PRIu64, p->seed);
     if (dim != p->dimension || m != p->m || efc != p->ef_construction || efs != p->ef_search ||
         strcmp(dist, vd_distance_name(p->distance)) != 0 || (uint64_t)count != sum.live ||
-        (uint64_t)deleted != sum.deleted || strcmp(rng, rngs) != 0)
+        (uint64_t)deleted != sum.deleted || (uint64_t)slots != sum.slots ||
+        strcmp(rng, rngs) != 0 || strcmp(seed, seeds) != 0)
         return CORRUPT("envelope and payload disagree");
     if (!kafka) return VD_OK;
     memset(kafka, 0, sizeof *kafka);
@@ -319,8 +326,8 @@ typedef vd_err (*mapped_fn)(const uint8_t *buf, size_t len, void *arg, vd_error 
 static vd_err with_mapped_file(const char *path, mapped_fn fn, void *arg, vd_error *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return vd_error_set(err, VD_ERR_IO, "lhv1: cannot open %s: %s", path,
-                                    strerror(errno));
+    if (fd < 0)
+        return vd_error_set(err, VD_ERR_IO, "lhv1: cannot open %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st)) {
         close(fd);

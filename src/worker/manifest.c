@@ -151,7 +151,7 @@ vd_err vd_manifest_decode(const void *buf, size_t len, vd_manifest *m, vd_error 
     {
         json_int_t fo, co;
         if (json_unpack_ex(e, &jerr, 0, "{s:I, s:I}", "file_offset", &fo, "complete", &co) ||
-            fo < 0 || co < fo) {
+            fo < -1 || co < fo) {
             rc = CORRUPT("index \"%.100s\": bad file_offset/complete", name);
             break;
         }

@@ -14,7 +14,7 @@
 
 typedef struct vd_manifest_entry {
     char *name;          /* index name (UTF-8, not escaped) */
-    int64_t file_offset; /* envelope offset of the LHV1 file written for it */
+    int64_t file_offset; /* envelope offset of its LHV1 file (-1: none in this log) */
     int64_t complete;    /* the index is complete through this offset */
 } vd_manifest_entry;
 

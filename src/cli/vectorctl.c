@@ -1,0 +1,582 @@
+/*
+ * vectorctl.c - the command-line client of vectord.
+ *
+ *   vectorctl [-b BROKERS] [-X key=value]... [--timeout MS] [--json] COMMAND ...
+ *
+ *   create INDEX --dim N [--m 16] [--ef-construction 200] [--ef-search 64]
+ *                [--distance cosine|euclidean|dot] [--if-not-exists]
+ *   add INDEX FILE [--batch 500]   FILE: NDJSON {"id","vector","metadata"} lines,
+ *                                  or .fvecs/.bvecs (ids are row numbers); "-" = stdin
+ *   delete INDEX ID...
+ *   drop INDEX [--if-exists]
+ *   search INDEX (--vector '[...]' | --queries FILE) [--k 10] [--ef N] [--min-offset O]
+ *   info INDEX
+ *   inspect FILE.lhv1              offline: verify a checkpoint and print its envelope
+ *
+ * Every request goes out with reply-to and correlation-id headers; vectorctl
+ * waits for the reply (acks for commands), so its exit status tells a script
+ * what happened: 0 ok, 1 an error reply, 2 usage, 3 timeout, 4 Kafka/IO.
+ * Requests are JSON (content-type: application/json); replies come back in
+ * the same type.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "kafka/kafka.h"
+#include "vectord/lhv1.h"
+
+enum { EXIT_ERR_REPLY = 1, EXIT_USAGE = 2, EXIT_TIMEOUT = 3, EXIT_KAFKA = 4 };
+
+typedef struct ctl {
+    const char *brokers;
+    const char *t_cmd, *t_search, *t_reply;
+    int timeout_ms;
+    int json_out;
+    const vd_config *cfg;
+    rd_kafka_t *producer, *consumer;
+    char run_id[32];
+    uint64_t next_corr;
+} ctl;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+
+static void die(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "vectorctl: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(code);
+}
+
+/* ---- Kafka plumbing ---- */
+
+static void ctl_connect(ctl *c)
+{
+    char errstr[512];
+    vd_error err;
+    rd_kafka_conf_t *pc, *cc;
+    const char *pdef[] = {"partitioner", "murmur2_random", "linger.ms", "2", NULL};
+    const char *cdef[] = {
+        "enable.auto.commit", "false", "enable.partition.eof", "false", "group.id",
+        "vectorctl",          NULL};
+    if (vd_kafka_conf(c->cfg, pdef, c->brokers, &pc, &err) ||
+        vd_kafka_conf(c->cfg, cdef, c->brokers, &cc, &err))
+        die(EXIT_USAGE, "%s", err.msg);
+    rd_kafka_conf_set(pc, "log_level", "3", NULL, 0);
+    rd_kafka_conf_set(cc, "log_level", "3", NULL, 0);
+    if (!(c->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof errstr)))
+        die(EXIT_KAFKA, "producer: %s", errstr);
+    if (!(c->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof errstr)))
+        die(EXIT_KAFKA, "consumer: %s", errstr);
+    rd_kafka_poll_set_consumer(c->consumer);
+    /* Listen on every partition of the reply topic from its current end. */
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->consumer, c->t_reply, NULL);
+    const struct rd_kafka_metadata *md;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(c->consumer, 0, rkt, &md, c->timeout_ms);
+    if (e) die(EXIT_KAFKA, "cannot reach Kafka at %s: %s", c->brokers, rd_kafka_err2str(e));
+    if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0)
+        die(EXIT_KAFKA,
+            "reply topic %s does not exist: create it, or name another with "
+            "--reply-topic",
+            c->t_reply);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    for (int i = 0; i < md->topics[0].partition_cnt; i++) {
+        int64_t lo, hi;
+        if (rd_kafka_query_watermark_offsets(c->consumer, c->t_reply, i, &lo, &hi, c->timeout_ms))
+            die(EXIT_KAFKA, "reply topic %s: cannot read offsets", c->t_reply);
+        rd_kafka_topic_partition_list_add(l, c->t_reply, i)->offset = hi;
+    }
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_assign(c->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    snprintf(c->run_id, sizeof c->run_id, "%lx-%lx", (long)getpid(), (long)time(NULL));
+}
+
+/* Sends doc (consumed) to topic keyed by index; writes its correlation id. */
+static void send_request(ctl *c, const char *topic, const char *index, json_t *doc, char *corr,
+                         size_t corr_cap)
+{
+    char *body = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (!body) die(EXIT_KAFKA, "out of memory");
+    snprintf(corr, corr_cap, "%s-%" PRIu64, c->run_id, c->next_corr++);
+    rd_kafka_resp_err_t e;
+    do {
+        e = rd_kafka_producev(
+            c->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(index, strlen(index)),
+            RD_KAFKA_V_VALUE(body, strlen(body)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADER("reply-to", c->t_reply, -1),
+            RD_KAFKA_V_HEADER("correlation-id", corr, -1),
+            RD_KAFKA_V_HEADER("content-type", "application/json", -1), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) rd_kafka_poll(c->producer, 50);
+    } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+    free(body);
+    if (e) die(EXIT_KAFKA, "produce to %s: %s", topic, rd_kafka_err2str(e));
+    rd_kafka_poll(c->producer, 0);
+}
+
+/*
+ * Waits for replies to the n correlation ids in corrs (each NUL-terminated);
+ * calls on_reply for each as it arrives. Returns the number not answered
+ * before the deadline.
+ */
+typedef void (*reply_fn)(void *ctx, size_t which, json_t *reply);
+
+static size_t await_replies(ctl *c, char **corrs, size_t n, double deadline, reply_fn fn, void *ctx)
+{
+    size_t left = n;
+    char *done = calloc(n ? n : 1, 1);
+    while (left && now_s() < deadline) {
+        rd_kafka_poll(c->producer, 0);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->consumer, 50);
+        if (!m) continue;
+        char corr[128];
+        if (!m->err && vd_kafka_header_str(m, "correlation-id", corr, sizeof corr)) {
+            for (size_t i = 0; i < n; i++) {
+                if (done[i] || strcmp(corrs[i], corr) != 0) continue;
+                json_error_t je;
+                json_t *doc = json_loadb(m->payload, m->len, 0, &je);
+                if (!doc) die(EXIT_KAFKA, "unreadable reply: %s", je.text);
+                done[i] = 1;
+                left--;
+                fn(ctx, i, doc);
+                json_decref(doc);
+                break;
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    free(done);
+    return left;
+}
+
+static int reply_failed(json_t *reply)
+{
+    const char *status = json_string_value(json_object_get(reply, "status"));
+    if (status && strcmp(status, "ok") == 0) return 0;
+    json_t *e = json_object_get(reply, "error");
+    fprintf(stderr, "vectorctl: error %s: %s\n",
+            json_string_value(json_object_get(e, "code")) ?: "?",
+            json_string_value(json_object_get(e, "message")) ?: "(no message)");
+    return 1;
+}
+
+/* ---- one request, one reply ---- */
+
+typedef struct single {
+    json_t *reply;
+} single;
+
+static void keep_reply(void *ctx, size_t which, json_t *reply)
+{
+    (void)which;
+    ((single *)ctx)->reply = json_incref(reply);
+}
+
+static json_t *roundtrip(ctl *c, const char *topic, const char *index, json_t *doc)
+{
+    char corr[128], *corrs[1] = {corr};
+    single s = {NULL};
+    send_request(c, topic, index, doc, corr, sizeof corr);
+    if (await_replies(c, corrs, 1, now_s() + c->timeout_ms / 1000.0, keep_reply, &s))
+        die(EXIT_TIMEOUT,
+            "no reply from vectord within %d ms (is a worker running and "
+            "assigned the partition of \"%s\"?)",
+            c->timeout_ms, index);
+    return s.reply;
+}
+
+static int print_reply(ctl *c, json_t *reply)
+{
+    int failed = reply_failed(reply);
+    if (c->json_out || !failed) {
+        char *text = json_dumps(reply, JSON_COMPACT);
+        if (c->json_out || !failed) puts(text);
+        free(text);
+    }
+    json_decref(reply);
+    return failed ? EXIT_ERR_REPLY : 0;
+}
+
+/* ---- vectors from files ---- */
+
+static json_t *vector_json(const float *v, size_t dim)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < dim; i++) json_array_append_new(a, json_real(v[i]));
+    return a;
+}
+
+typedef struct vec_file {
+    FILE *f;
+    int kind; /* 'n' ndjson, 'f' fvecs, 'b' bvecs */
+    size_t row;
+    char *line;
+    size_t cap;
+    off_t size;
+} vec_file;
+
+static void vf_open(vec_file *vf, const char *path)
+{
+    memset(vf, 0, sizeof *vf);
+    size_t n = strlen(path);
+    vf->kind = n > 6 && !strcmp(path + n - 6, ".fvecs")   ? 'f'
+               : n > 6 && !strcmp(path + n - 6, ".bvecs") ? 'b'
+                                                          : 'n';
+    vf->f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!vf->f) die(EXIT_USAGE, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (vf->f != stdin && !fstat(fileno(vf->f), &st)) vf->size = st.st_size;
+}
+
+/* Next item as {"id","vector"[,"metadata"]}, or NULL at the end. */
+static json_t *vf_next(vec_file *vf, const char *path)
+{
+    if (vf->kind == 'n') {
+        for (;;) {
+            if (getline(&vf->line, &vf->cap, vf->f) < 0) return NULL;
+            vf->row++;
+            char *s = vf->line;
+            while (*s == ' ' || *s == '\t') s++;
+            if (*s == '\n' || !*s) continue;
+            json_error_t je;
+            json_t *doc = json_loads(s, 0, &je);
+            if (!json_is_object(doc))
+                die(EXIT_USAGE, "%s:%zu: not a JSON object: %s", path, vf->row, je.text);
+            if (!json_is_string(json_object_get(doc, "id")))
+                die(EXIT_USAGE, "%s:%zu: \"id\" must be a string", path, vf->row);
+            if (!json_is_array(json_object_get(doc, "vector")))
+                die(EXIT_USAGE, "%s:%zu: \"vector\" must be an array of numbers", path, vf->row);
+            return doc;
+        }
+    }
+    int32_t dim;
+    if (fread(&dim, 4, 1, vf->f) != 1) return NULL;
+    if (dim <= 0 || dim > 1 << 20)
+        die(EXIT_USAGE, "%s: bad dimension %d at row %zu", path, dim, vf->row);
+    float *v = malloc((size_t)dim * sizeof *v);
+    if (vf->kind == 'f') {
+        if (fread(v, 4, (size_t)dim, vf->f) != (size_t)dim) die(EXIT_USAGE, "%s: truncated", path);
+    } else {
+        unsigned char *b = malloc((size_t)dim);
+        if (fread(b, 1, (size_t)dim, vf->f) != (size_t)dim) die(EXIT_USAGE, "%s: truncated", path);
+        for (int32_t i = 0; i < dim; i++) v[i] = b[i];
+        free(b);
+    }
+    char id[32];
+    snprintf(id, sizeof id, "%zu", vf->row++);
+    json_t *doc = json_pack("{s:s, s:o}", "id", id, "vector", vector_json(v, (size_t)dim));
+    free(v);
+    return doc;
+}
+
+/* ---- commands ---- */
+
+typedef struct add_state {
+    size_t acked, items_acked, failed;
+    size_t *batch_items;
+} add_state;
+
+static void add_reply(void *ctx, size_t which, json_t *reply)
+{
+    add_state *s = ctx;
+    s->acked++;
+    if (reply_failed(reply))
+        s->failed++;
+    else
+        s->items_acked += s->batch_items[which];
+}
+
+static int cmd_add(ctl *c, const char *index, const char *path, size_t batch)
+{
+    vec_file vf;
+    vf_open(&vf, path);
+    int tty = isatty(2);
+    size_t nbatches = 0, cap = 0, sent_items = 0;
+    char **corrs = NULL;
+    add_state st = {0, 0, 0, NULL};
+    double t0 = now_s(), last_draw = 0;
+    json_t *item;
+    do {
+        json_t *items = json_array();
+        while (json_array_size(items) < batch && (item = vf_next(&vf, path)))
+            json_array_append_new(items, item);
+        size_t n = json_array_size(items);
+        if (!n) {
+            json_decref(items);
+            break;
+        }
+        if (nbatches == cap) {
+            cap = cap ? cap * 2 : 64;
+            corrs = realloc(corrs, cap * sizeof *corrs);
+            st.batch_items = realloc(st.batch_items, cap * sizeof *st.batch_items);
+        }
+        corrs[nbatches] = malloc(128);
+        st.batch_items[nbatches] = n;
+        json_t *doc = json_pack("{s:s, s:s, s:o}", "op", "add", "index", index, "items", items);
+        send_request(c, c->t_cmd, index, doc, corrs[nbatches], 128);
+        nbatches++;
+        sent_items += n;
+        if (tty && now_s() - last_draw > 0.2) {
+            last_draw = now_s();
+            if (vf.size && vf.f != stdin)
+                fprintf(stderr, "\r%zu items sent (%.0f%% of file), %zu acked, %.0f items/s  ",
+                        sent_items, 100.0 * (double)ftello(vf.f) / (double)vf.size, st.items_acked,
+                        sent_items / (now_s() - t0));
+            else
+                fprintf(stderr, "\r%zu items sent  ", sent_items);
+        }
+    } while (1);
+    if (vf.f != stdin) fclose(vf.f);
+    free(vf.line);
+    size_t left =
+        await_replies(c, corrs, nbatches, now_s() + c->timeout_ms / 1000.0, add_reply, &st);
+    if (tty) fputc('\n', stderr);
+    double secs = now_s() - t0;
+    if (c->json_out)
+        printf("{\"items\":%zu,\"batches\":%zu,\"acked\":%zu,\"failed\":%zu,\"seconds\":%.3f}\n",
+               sent_items, nbatches, st.acked, st.failed, secs);
+    else
+        printf("added %zu items in %zu batches to %s in %.2f s (%.0f items/s)%s\n", st.items_acked,
+               nbatches, index, secs, st.items_acked / (secs > 0 ? secs : 1),
+               st.failed ? ", some batches failed" : "");
+    for (size_t i = 0; i < nbatches; i++) free(corrs[i]);
+    free(corrs);
+    free(st.batch_items);
+    if (left)
+        die(EXIT_TIMEOUT, "%zu of %zu batches were not acknowledged within %d ms", left, nbatches,
+            c->timeout_ms);
+    return st.failed ? EXIT_ERR_REPLY : 0;
+}
+
+static void print_hits(ctl *c, json_t *reply)
+{
+    if (c->json_out) {
+        char *t = json_dumps(reply, JSON_COMPACT);
+        puts(t);
+        free(t);
+        return;
+    }
+    json_t *hits = json_object_get(reply, "hits"), *h;
+    size_t i;
+    printf("%-4s %-32s %-12s %s\n", "rank", "id", "distance", "metadata");
+    json_array_foreach(hits, i, h)
+    {
+        json_t *md = json_object_get(h, "metadata");
+        char *mds = md ? json_dumps(md, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        printf("%-4zu %-32s %-12.6g %s\n", i + 1, json_string_value(json_object_get(h, "id")),
+               json_number_value(json_object_get(h, "distance")), mds ? mds : "");
+        free(mds);
+    }
+}
+
+static int cmd_search(ctl *c, const char *index, const char *vector, const char *queries, int k,
+                      int ef, long long min_offset)
+{
+    int rc = 0;
+    json_t *base = json_pack("{s:s, s:s, s:i}", "op", "search", "index", index, "k", k);
+    if (ef > 0) json_object_set_new(base, "ef", json_integer(ef));
+    if (min_offset >= 0) json_object_set_new(base, "min_offset", json_integer(min_offset));
+    if (vector) {
+        json_error_t je;
+        json_t *v = json_loads(vector, 0, &je);
+        if (!json_is_array(v)) die(EXIT_USAGE, "--vector: expected a JSON array: %s", je.text);
+        json_object_set_new(base, "vector", v);
+        json_t *reply = roundtrip(c, c->t_search, index, base);
+        if (reply_failed(reply))
+            rc = EXIT_ERR_REPLY;
+        else
+            print_hits(c, reply);
+        json_decref(reply);
+        return rc;
+    }
+    vec_file vf;
+    vf_open(&vf, queries);
+    json_t *item;
+    for (size_t q = 0; (item = vf_next(&vf, queries)); q++) {
+        json_t *doc = json_deep_copy(base);
+        json_object_set(doc, "vector", json_object_get(item, "vector"));
+        json_decref(item);
+        json_t *reply = roundtrip(c, c->t_search, index, doc);
+        if (!c->json_out) printf("query %zu\n", q);
+        if (reply_failed(reply))
+            rc = EXIT_ERR_REPLY;
+        else
+            print_hits(c, reply);
+        json_decref(reply);
+    }
+    json_decref(base);
+    if (vf.f != stdin) fclose(vf.f);
+    free(vf.line);
+    return rc;
+}
+
+static int cmd_inspect(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) die(EXIT_USAGE, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    fstat(fd, &st);
+    void *map = st.st_size ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    close(fd);
+    if (map == MAP_FAILED) die(EXIT_KAFKA, "mmap %s: %s", path, strerror(errno));
+    char *env = NULL;
+    vd_error err;
+    vd_err rc = vd_lhv1_verify(map ? map : "", (size_t)st.st_size, &env, &err);
+    if (rc) {
+        fprintf(stderr, "vectorctl: %s: %s (%s)\n", path, err.msg, vd_err_code(rc));
+        return EXIT_ERR_REPLY;
+    }
+    printf("%s: LHV1, %lld bytes, checksum ok\n%s\n", path, (long long)st.st_size, env);
+    free(env);
+    if (map) munmap(map, (size_t)st.st_size);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: vectorctl [-b BROKERS] [-X key=value]... [--timeout MS] [--json]\n"
+          "                 [--reply-topic T] COMMAND ...\n"
+          "  create INDEX --dim N [--m 16] [--ef-construction 200] [--ef-search 64]\n"
+          "               [--distance cosine|euclidean|dot] [--if-not-exists]\n"
+          "  add INDEX FILE [--batch 500]      NDJSON, .fvecs or .bvecs; - for stdin\n"
+          "  delete INDEX ID...\n"
+          "  drop INDEX [--if-exists]\n"
+          "  search INDEX (--vector '[..]' | --queries FILE) [--k 10] [--ef N] [--min-offset O]\n"
+          "  info INDEX\n"
+          "  inspect FILE.lhv1\n"
+          "exit status: 0 ok, 1 error reply, 2 usage, 3 timeout, 4 Kafka/IO\n",
+          f);
+}
+
+/* Value of option name in argv[from..], or def. */
+static const char *opt(int argc, char **argv, int from, const char *name, const char *def)
+{
+    for (int i = from; i < argc - 1; i++)
+        if (!strcmp(argv[i], name)) return argv[i + 1];
+    return def;
+}
+
+static int flag(int argc, char **argv, int from, const char *name)
+{
+    for (int i = from; i < argc; i++)
+        if (!strcmp(argv[i], name)) return 1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    ctl c = {0};
+    vd_config *cfg;
+    vd_error err;
+    if (vd_config_new(&cfg, &err)) die(EXIT_KAFKA, "%s", err.msg);
+    c.cfg = cfg;
+    c.timeout_ms = 30000;
+    c.t_reply = "vectord.replies";
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "-b") && i + 1 < argc)
+            c.brokers = argv[++i];
+        else if (!strcmp(argv[i], "-X") && i + 1 < argc) {
+            if (vd_config_set_kv(cfg, argv[++i], "-X", &err)) die(EXIT_USAGE, "%s", err.msg);
+        } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
+            c.timeout_ms = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reply-topic") && i + 1 < argc)
+            c.t_reply = argv[++i];
+        else if (!strcmp(argv[i], "--json"))
+            c.json_out = 1;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[i++];
+    if (!strcmp(cmd, "inspect")) {
+        if (i >= argc) die(EXIT_USAGE, "inspect needs a file");
+        vd_config_free(cfg);
+        return cmd_inspect(argv[i]);
+    }
+    if (i >= argc) die(EXIT_USAGE, "%s needs an index name", cmd);
+    const char *index = argv[i++];
+    if (!c.brokers) c.brokers = vd_config_kafka(cfg, "bootstrap.servers");
+    if (!c.brokers) c.brokers = getenv("VECTORD_BROKERS");
+    if (!c.brokers) die(EXIT_USAGE, "no brokers: pass -b HOST:PORT (vectord prints its address)");
+    c.t_cmd = vd_config_str(cfg, "topic.commands");
+    c.t_search = vd_config_str(cfg, "topic.search");
+    ctl_connect(&c);
+    int rc = 0;
+    if (!strcmp(cmd, "create")) {
+        const char *dim = opt(argc, argv, i, "--dim", NULL);
+        if (!dim) die(EXIT_USAGE, "create needs --dim N");
+        json_t *doc =
+            json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:s, s:b}", "op", "create", "index", index,
+                      "dimension", atoi(dim), "m", atoi(opt(argc, argv, i, "--m", "16")),
+                      "ef_construction", atoi(opt(argc, argv, i, "--ef-construction", "200")),
+                      "ef_search", atoi(opt(argc, argv, i, "--ef-search", "64")), "distance",
+                      opt(argc, argv, i, "--distance", "cosine"), "if_not_exists",
+                      flag(argc, argv, i, "--if-not-exists"));
+        rc = print_reply(&c, roundtrip(&c, c.t_cmd, index, doc));
+    } else if (!strcmp(cmd, "add")) {
+        if (i >= argc) die(EXIT_USAGE, "add needs a file (NDJSON, .fvecs, .bvecs or -)");
+        rc = cmd_add(&c, index, argv[i], (size_t)atoi(opt(argc, argv, i + 1, "--batch", "500")));
+    } else if (!strcmp(cmd, "delete")) {
+        json_t *ids = json_array();
+        for (; i < argc; i++) json_array_append_new(ids, json_string(argv[i]));
+        if (!json_array_size(ids)) die(EXIT_USAGE, "delete needs ids");
+        json_t *doc = json_pack("{s:s, s:s, s:o}", "op", "delete", "index", index, "ids", ids);
+        rc = print_reply(&c, roundtrip(&c, c.t_cmd, index, doc));
+    } else if (!strcmp(cmd, "drop")) {
+        json_t *doc = json_pack("{s:s, s:s, s:b}", "op", "drop", "index", index, "if_exists",
+                                flag(argc, argv, i, "--if-exists"));
+        rc = print_reply(&c, roundtrip(&c, c.t_cmd, index, doc));
+    } else if (!strcmp(cmd, "search")) {
+        const char *vec = opt(argc, argv, i, "--vector", NULL),
+                   *q = opt(argc, argv, i, "--queries", NULL);
+        if (!vec == !q) die(EXIT_USAGE, "search needs one of --vector '[...]' or --queries FILE");
+        rc = cmd_search(&c, index, vec, q, atoi(opt(argc, argv, i, "--k", "10")),
+                        atoi(opt(argc, argv, i, "--ef", "0")),
+                        atoll(opt(argc, argv, i, "--min-offset", "-1")));
+    } else if (!strcmp(cmd, "info")) {
+        json_t *doc = json_pack("{s:s, s:s}", "op", "info", "index", index);
+        rc = print_reply(&c, roundtrip(&c, c.t_search, index, doc));
+    } else {
+        usage(stderr);
+        rc = EXIT_USAGE;
+    }
+    rd_kafka_flush(c.producer, 5000);
+    rd_kafka_consumer_close(c.consumer);
+    rd_kafka_destroy(c.consumer);
+    rd_kafka_destroy(c.producer);
+    vd_config_free(cfg);
+    return rc;
+}
