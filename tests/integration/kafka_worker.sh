@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# vectord against a real single-node Kafka (deploy/kafka/kafka.sh), through
+# vectorctl (CTest: kafka_worker):
+#   - refuses to start when commands and search have different partition counts;
+#   - every op and its acks; rejects land in the DLQ;
+#   - SIGKILL mid-ingest, restart: every acked item is there exactly once and
+#     the restart replays only what came after the last checkpoint;
+#   - SIGTERM checkpoints everything: the next start replays nothing.
+#   kafka_worker.sh VECTORD VECTORCTL GEN_VECS WORKDIR
+set -euo pipefail
+vectord=$1 vectorctl=$2 gen=$3 work=$4
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+kafka=$repo/deploy/kafka/kafka.sh
+rm -rf "$work"; mkdir -p "$work"; cd "$work"
+pid=""
+cleanup() {
+  [[ -n $pid ]] && kill -9 $pid 2>/dev/null || true
+  "$kafka" stop --dir "$work/kafka" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; [[ -f vectord.log ]] && grep -v '^%' vectord.log | tail -25; exit 1; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+"$kafka" start --dir "$work/kafka" --port "$(free_port)" --controller-port "$(free_port)" >kafka.out ||
+  fail "kafka did not start: $(cat kafka.out)"
+bootstrap=$(cat "$work/kafka/bootstrap")
+topic() { "$kafka" topic create "$@" --dir "$work/kafka" >/dev/null; }
+topic vectord.commands --partitions 3
+topic vectord.search --partitions 3
+topic vectord.commands.dlq --partitions 1
+topic vectord.replies --partitions 1
+topic mismatched.search --partitions 2
+
+common=(-X kafka.bootstrap.servers="$bootstrap" -X store.url="file://$work/store"
+        -X kafka.session.timeout.ms=6000 -X group.instance.id=w1 -X search.threads=2)
+if "$vectord" "${common[@]}" -X topic.search=mismatched.search >mismatch.out 2>&1; then
+  fail "started with different partition counts"
+fi
+grep -q "must have the same partition count" mismatch.out || fail "mismatch message: $(cat mismatch.out)"
+
+start() {
+  "$vectord" "${common[@]}" "$@" >>vectord.out 2>>vectord.log &
+  pid=$!
+}
+ctl() { "$vectorctl" -b "$bootstrap" --timeout 30000 "$@" 2>>ctl.err; }
+
+"$gen" "$work" 6000 5 24 euclidean 5 >/dev/null
+start -X checkpoint.interval.ms=600000 -X checkpoint.max.pending=5
+ctl create items --dim 24 --distance euclidean >/dev/null || fail "create"
+ctl add items "$work/base.fvecs" --batch 200 >add1.txt || fail "add: $(cat add1.txt)"
+ctl --json info items >info.json || fail "info"
+grep -q '"length":6000' info.json || fail "info: $(cat info.json)"
+ctl --json search items --queries "$work/query.fvecs" --k 3 >q.json || fail "search"
+[[ $(grep -c '"hits"' q.json) -eq 5 ]] || fail "searches: $(cat q.json)"
+ctl add items <(printf '{"id":"x","vector":[1,2]}\n') >/dev/null 2>&1 && fail "bad dimension acked"
+ctl drop nope >/dev/null 2>&1 && fail "drop of a missing index acked"
+
+# SIGKILL after the checkpoint policy has fired at least once, then restart.
+sleep 1
+kill -9 $pid; wait $pid 2>/dev/null || true; pid=""
+before=$(grep -c 'event=checkpoint ' vectord.log || true)
+[[ $before -ge 1 ]] || fail "no checkpoint before the kill"
+start
+ctl --json info items >info2.json || fail "info after SIGKILL"
+grep -q '"length":6000' info2.json || fail "after SIGKILL: $(cat info2.json)"
+grep -q 'event=partition_loaded' vectord.log || fail "restart did not load checkpoints"
+
+# SIGTERM: everything checkpointed; the next start replays nothing.
+kill -TERM $pid; wait $pid || fail "SIGTERM exit status"; pid=""
+grep -q 'why=shutdown\|why=revoke' vectord.log || fail "no checkpoint on SIGTERM"
+: >vectord.log
+start
+ctl --json info items >info3.json || fail "info after SIGTERM restart"
+grep -q '"length":6000' info3.json || fail "after SIGTERM: $(cat info3.json)"
+grep 'event=assigned' vectord.log | grep -q 'state=ready' || fail "restart had something to replay"
+# Rejected commands went to the DLQ with their reason.
+"$kafka" run org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$bootstrap" \
+  --topic vectord.commands.dlq >dlq.txt 2>/dev/null || true
+grep -Eq 'vectord.commands.dlq:0:[1-9]' dlq.txt || fail "DLQ is empty: $(cat dlq.txt)"
+kill -TERM $pid; wait $pid || fail "final SIGTERM"; pid=""
+echo "kafka_worker: 1 passed, 0 failed"
