@@ -3,6 +3,9 @@
  *
  *   vectorctl [-b BROKERS] [-X key=value]... [--timeout MS] [--json] COMMAND ...
  *
+ * Brokers: -b, else -X kafka.bootstrap.servers, else $VECTORD_BROKERS, else
+ * the address an embedded vectord wrote to ./var/vectord/bootstrap.
+ *
  *   create INDEX --dim N [--m 16] [--ef-construction 200] [--ef-search 64]
  *                [--distance cosine|euclidean|dot] [--if-not-exists]
  *   add INDEX FILE [--batch 500]   FILE: NDJSON {"id","vector","metadata"} lines,
@@ -530,7 +533,19 @@ int main(int argc, char **argv)
     const char *index = argv[i++];
     if (!c.brokers) c.brokers = vd_config_kafka(cfg, "bootstrap.servers");
     if (!c.brokers) c.brokers = getenv("VECTORD_BROKERS");
-    if (!c.brokers) die(EXIT_USAGE, "no brokers: pass -b HOST:PORT (vectord prints its address)");
+    char embedded[256];
+    if (!c.brokers) {
+        /* A vectord in embedded mode in this directory leaves its address here. */
+        FILE *f = fopen(vd_config_str(cfg, "embedded.bootstrap.file"), "r");
+        if (f && fgets(embedded, sizeof embedded, f)) {
+            embedded[strcspn(embedded, "\r\n")] = '\0';
+            c.brokers = embedded;
+        }
+        if (f) fclose(f);
+    }
+    if (!c.brokers)
+        die(EXIT_USAGE, "no brokers: pass -b HOST:PORT, set VECTORD_BROKERS, or run vectord in "
+                        "embedded mode from this directory (it writes ./var/vectord/bootstrap)");
     c.t_cmd = vd_config_str(cfg, "topic.commands");
     c.t_search = vd_config_str(cfg, "topic.search");
     ctl_connect(&c);

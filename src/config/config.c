@@ -70,6 +70,9 @@ static const keydef keys[] = {
     {"directory.redis_url", T_STR, "", 0, 0, NULL, "Redis fleet directory (empty: off)"},
     {"embedded.partitions", T_INT, "3", 1, 1024, NULL,
      "partitions of each topic in the embedded mock cluster"},
+    {"embedded.bootstrap.file", T_STR, "./var/vectord/bootstrap", 0, 0, NULL,
+     "where the embedded mode writes its cluster's address (vectorctl reads it; empty: "
+     "nowhere)"},
     {"log.format", T_ENUM, "kv", 0, 0, "kv|json", "one line per event: key=value or JSON"},
     {"log.level", T_ENUM, "info", 0, 0, "debug|info|warn|error", "least severe level logged"},
 };

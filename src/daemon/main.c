@@ -10,7 +10,9 @@
  * and prints its address; --mock-broker runs only such a cluster, for
  * other processes (tests, vectorctl) to use.
  */
+#include <errno.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,27 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop_flag = 1;
+}
+
+/* Writes text and a newline to path, creating its directory. */
+static int write_file(const char *path, const char *text)
+{
+    char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+    if (slash) {
+        *slash = '\0';
+        for (char *p = dir + 1; *p; p++) {
+            if (*p != '/') continue;
+            *p = '\0';
+            mkdir(dir, 0755);
+            *p = '/';
+        }
+        mkdir(dir, 0755);
+    }
+    free(dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "%s\n", text);
+    return fclose(f);
 }
 
 static void usage(FILE *f)
@@ -117,9 +140,13 @@ int main(int argc, char **argv)
             return 1;
         }
         if (!vd_config_kafka(cfg, "bootstrap.servers")) {
+            const char *bf = vd_config_str(cfg, "embedded.bootstrap.file");
             printf("vectord: embedded Kafka mock cluster at %s (vectorctl -b %s ...)\n",
                    vd_worker_bootstrap(w), vd_worker_bootstrap(w));
             fflush(stdout);
+            if (*bf && write_file(bf, vd_worker_bootstrap(w)))
+                vd_log(&lg, VD_LOG_WARN, "bootstrap_file", VD_LS("path", bf),
+                       VD_LS("error", strerror(errno)));
         }
         if (vd_worker_run(w, &stop_flag, &err)) rc = 1;
         vd_worker_free(w);
