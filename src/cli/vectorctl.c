@@ -47,6 +47,8 @@ typedef struct ctl {
     const char *t_cmd, *t_search, *t_reply;
     int timeout_ms;
     int json_out;
+    int no_wait; /* return once Kafka has the command; do not wait for vectord */
+    size_t delivery_failures;
     const vd_config *cfg;
     rd_kafka_t *producer, *consumer;
     char run_id[32];
@@ -75,12 +77,22 @@ static void die(int code, const char *fmt, ...)
 
 /* ---- Kafka plumbing ---- */
 
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    ctl *c = opaque;
+    if (m->err) {
+        c->delivery_failures++;
+        fprintf(stderr, "vectorctl: delivery failed: %s\n", rd_kafka_err2str(m->err));
+    }
+}
+
 static void ctl_connect(ctl *c)
 {
     char errstr[512];
     vd_error err;
     rd_kafka_conf_t *pc, *cc;
-    const char *pdef[] = {"partitioner", "murmur2_random", "linger.ms", "2", NULL};
+    const char *pdef[] = {"partitioner", "murmur2_random", "linger.ms", "2", "acks", "all", NULL};
     const char *cdef[] = {
         "enable.auto.commit", "false", "enable.partition.eof", "false", "group.id",
         "vectorctl",          NULL};
@@ -89,6 +101,8 @@ static void ctl_connect(ctl *c)
         die(EXIT_USAGE, "%s", err.msg);
     rd_kafka_conf_set(pc, "log_level", "3", NULL, 0);
     rd_kafka_conf_set(cc, "log_level", "3", NULL, 0);
+    rd_kafka_conf_set_opaque(pc, c);
+    rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
     if (!(c->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof errstr)))
         die(EXIT_KAFKA, "producer: %s", errstr);
     if (!(c->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof errstr)))
@@ -199,11 +213,24 @@ static void keep_reply(void *ctx, size_t which, json_t *reply)
     ((single *)ctx)->reply = json_incref(reply);
 }
 
+/* --no-wait: every produced command must reach Kafka (acks=all). */
+static void flush_or_die(ctl *c)
+{
+    if (rd_kafka_flush(c->producer, c->timeout_ms) || rd_kafka_outq_len(c->producer))
+        die(EXIT_TIMEOUT, "Kafka did not take the commands within %d ms", c->timeout_ms);
+    if (c->delivery_failures)
+        die(EXIT_KAFKA, "%zu commands were not delivered to Kafka", c->delivery_failures);
+}
+
 static json_t *roundtrip(ctl *c, const char *topic, const char *index, json_t *doc)
 {
     char corr[128], *corrs[1] = {corr};
     single s = {NULL};
     send_request(c, topic, index, doc, corr, sizeof corr);
+    if (c->no_wait) {
+        flush_or_die(c);
+        return json_pack("{s:s, s:b}", "status", "ok", "sent", 1);
+    }
     if (await_replies(c, corrs, 1, now_s() + c->timeout_ms / 1000.0, keep_reply, &s))
         die(EXIT_TIMEOUT,
             "no reply from vectord within %d ms (is a worker running and "
@@ -355,8 +382,13 @@ static int cmd_add(ctl *c, const char *index, const char *path, size_t batch)
     } while (1);
     if (vf.f != stdin) fclose(vf.f);
     free(vf.line);
-    size_t left =
-        await_replies(c, corrs, nbatches, now_s() + c->timeout_ms / 1000.0, add_reply, &st);
+    size_t left = 0;
+    if (c->no_wait) {
+        flush_or_die(c);
+        st.items_acked = sent_items;
+    } else {
+        left = await_replies(c, corrs, nbatches, now_s() + c->timeout_ms / 1000.0, add_reply, &st);
+    }
     if (tty) fputc('\n', stderr);
     double secs = now_s() - t0;
     if (c->json_out)
@@ -462,7 +494,8 @@ static int cmd_inspect(const char *path)
 static void usage(FILE *f)
 {
     fputs("usage: vectorctl [-b BROKERS] [-X key=value]... [--timeout MS] [--json]\n"
-          "                 [--reply-topic T] COMMAND ...\n"
+          "                 [--reply-topic T] [--no-wait] COMMAND ...\n"
+          "  --no-wait: return once Kafka has a command, without waiting for vectord\n"
           "  create INDEX --dim N [--m 16] [--ef-construction 200] [--ef-search 64]\n"
           "               [--distance cosine|euclidean|dot] [--if-not-exists]\n"
           "  add INDEX FILE [--batch 500]      NDJSON, .fvecs or .bvecs; - for stdin\n"
@@ -511,6 +544,8 @@ int main(int argc, char **argv)
             c.t_reply = argv[++i];
         else if (!strcmp(argv[i], "--json"))
             c.json_out = 1;
+        else if (!strcmp(argv[i], "--no-wait"))
+            c.no_wait = 1;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;

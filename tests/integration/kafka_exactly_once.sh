@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Exactly-once under SIGKILL against a real Kafka (CTest: kafka_exactly_once).
+# The same command log (2 indexes, 50,000 vector inserts in 250-item
+# batches, upserts and deletes) is written to two topic sets. Worker A
+# applies set A undisturbed; worker B applies set B while being SIGKILLed at
+# KILLS (default 10) random moments, restarted each time. Both finish with a
+# SIGTERM; the LHV1 payloads of each index must be byte-identical, and the
+# envelopes must agree on count and deleted.
+#   kafka_exactly_once.sh VECTORD VECTORCTL GEN_VECS WORKDIR [KILLS]
+set -euo pipefail
+vectord=$1 vectorctl=$2 gen=$3 work=$4 kills=${5:-10}
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+kafka=$repo/deploy/kafka/kafka.sh
+rm -rf "$work"; mkdir -p "$work"; cd "$work"
+pid=""
+cleanup() {
+  [[ -n $pid ]] && kill -9 $pid 2>/dev/null || true
+  "$kafka" stop --dir "$work/kafka" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; for f in vectord-*.log; do echo "== $f"; grep -v '^%' "$f" | tail -8; done; exit 1; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+"$kafka" start --dir "$work/kafka" --port "$(free_port)" --controller-port "$(free_port)" >/dev/null
+bootstrap=$(cat "$work/kafka/bootstrap")
+for set in a b; do
+  for t in commands search; do
+    "$kafka" topic create "eo.$set.$t" --partitions 3 --dir "$work/kafka" >/dev/null
+  done
+  "$kafka" topic create "eo.$set.dlq" --partitions 1 --dir "$work/kafka" >/dev/null
+done
+"$kafka" topic create vectord.replies --partitions 1 --dir "$work/kafka" >/dev/null
+
+"$gen" "$work" 25000 5 24 euclidean 11 >/dev/null
+# Rows 0..24999 split in 5 files; the last one doubles as an upsert batch.
+python3 - "$work" <<'PY'
+import struct, sys
+w = sys.argv[1]
+raw = open(f"{w}/base.fvecs", "rb").read()
+row = 4 + 24 * 4
+for i in range(5):
+    open(f"{w}/part{i}.fvecs", "wb").write(raw[i * 5000 * row:(i + 1) * 5000 * row])
+PY
+produce() { # topic set
+  local c=("$vectorctl" -b "$bootstrap" --timeout 60000 --no-wait -X "topic.commands=eo.$1.commands")
+  "${c[@]}" create e1 --dim 24 --distance euclidean >/dev/null
+  "${c[@]}" create e2 --dim 24 --distance cosine >/dev/null
+  for i in 0 1 2 3 4; do
+    "${c[@]}" add e1 "$work/part$i.fvecs" --batch 250 >/dev/null
+    "${c[@]}" add e2 "$work/part$i.fvecs" --batch 250 >/dev/null
+  done
+  # Row numbers restart per file: part4 rows 0..4999 upsert e1's ids 0..4999.
+  "${c[@]}" add e1 "$work/part4.fvecs" --batch 250 >/dev/null
+  "${c[@]}" delete e1 $(seq 10 10 1500) >/dev/null
+  "${c[@]}" delete e2 $(seq 7 7 700) nope >/dev/null
+  "${c[@]}" drop nope >/dev/null  # rejected: a DLQ record in the middle
+  "${c[@]}" add e2 "$work/part0.fvecs" --batch 250 >/dev/null
+}
+produce a
+produce b
+# e1: 5000 ids, 150 deleted; e2: 5000 ids (re-added after the deletes).
+want_e1=4850 want_e2=5000
+
+run() { # set, extra -X...
+  local set=$1; shift
+  "$vectord" -X kafka.bootstrap.servers="$bootstrap" -X store.url="file://$work/store-$set" \
+    -X group.id="eo-$set" -X group.instance.id="eo-$set-w" -X kafka.session.timeout.ms=6000 \
+    -X topic.commands="eo.$set.commands" -X topic.search="eo.$set.search" \
+    -X topic.dlq="eo.$set.dlq" -X checkpoint.max.pending=7 -X checkpoint.interval.ms=1500 \
+    "$@" >>"vectord-$set.out" 2>>"vectord-$set.log" &
+  pid=$!
+}
+wait_done() { # set
+  local c=("$vectorctl" -b "$bootstrap" --timeout 20000 -X "topic.search=eo.$1.search" --json)
+  for _ in $(seq 600); do
+    if "${c[@]}" info e1 2>/dev/null | grep -q "\"length\":$want_e1," &&
+       "${c[@]}" info e2 2>/dev/null | grep -q "\"length\":$want_e2,"; then return 0; fi
+    kill -0 $pid 2>/dev/null || fail "worker $1 died"
+    sleep 0.5
+  done
+  fail "set $1 never reached the final lengths"
+}
+
+run a; wait_done a; kill -TERM $pid; wait $pid || fail "worker a exit status"; pid=""
+
+for k in $(seq "$kills"); do
+  run b
+  sleep "$(python3 -c "import random; print(round(random.uniform(1.0, 3.0), 2))")"
+  kill -9 $pid; wait $pid 2>/dev/null || true; pid=""
+done
+run b; wait_done b; kill -TERM $pid; wait $pid || fail "worker b exit status"; pid=""
+replays=$(grep -c 'event=partition_loaded' vectord-b.log || true)
+checkpoints=$(grep -c 'event=checkpoint ' vectord-b.log || true)
+
+python3 - "$work" <<'PY' || fail "payloads differ"
+import json, struct, sys
+w = sys.argv[1]
+def split(path):
+    b = open(path, "rb").read()
+    assert b[:4] == b"LHV1", path
+    n = struct.unpack(">I", b[4:8])[0]
+    return json.loads(b[8:8 + n]), b[8 + n:]
+bad = 0
+for name in ("e1", "e2"):
+    ea, pa = split(f"{w}/store-a/_vectors/{name}.lhv1")
+    eb, pb = split(f"{w}/store-b/_vectors/{name}.lhv1")
+    same = pa == pb and ea["count"] == eb["count"] and ea["deleted"] == eb["deleted"]
+    print(f"{name}: count {ea['count']}/{eb['count']}, payload {len(pa)}/{len(pb)} bytes,",
+          "identical" if same else "DIFFERENT")
+    bad += not same
+sys.exit(bad)
+PY
+echo "kills=$kills restarts_that_loaded_checkpoints=$replays checkpoints=$checkpoints"
+echo "kafka_exactly_once: 1 passed, 0 failed"
