@@ -15,6 +15,9 @@
  *   search INDEX (--vector '[...]' | --queries FILE) [--k 10] [--ef N] [--min-offset O]
  *   info INDEX
  *   inspect FILE.lhv1              offline: verify a checkpoint and print its envelope
+ *   produce TOPIC KEY [--header name=value]...   a raw record, value from stdin
+ *   consume TOPIC [--count N]      raw records from the beginning, as JSON lines
+ *                                  (value, or value_base64 when it is not UTF-8)
  *
  * Every request goes out with reply-to and correlation-id headers; vectorctl
  * waits for the reply (acks for commands), so its exit status tells a script
@@ -491,6 +494,122 @@ static int cmd_inspect(const char *path)
     return 0;
 }
 
+/* produce TOPIC KEY [--header k=v]...: one record, value from stdin, as is. */
+static int cmd_produce(ctl *c, const char *topic, const char *key, int argc, char **argv, int from)
+{
+    char *value = NULL;
+    size_t len = 0, cap = 0, n;
+    char chunk[65536];
+    while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
+        if (len + n > cap) {
+            cap = (len + n) * 2;
+            value = realloc(value, cap);
+            if (!value) die(EXIT_KAFKA, "out of memory");
+        }
+        memcpy(value + len, chunk, n);
+        len += n;
+    }
+    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+    for (int i = from; i < argc - 1; i++) {
+        if (strcmp(argv[i], "--header")) continue;
+        const char *kv = argv[++i], *eq = strchr(kv, '=');
+        if (!eq) die(EXIT_USAGE, "--header %s: expected name=value", kv);
+        rd_kafka_header_add(h, kv, eq - kv, eq + 1, -1);
+    }
+    rd_kafka_resp_err_t e =
+        rd_kafka_producev(c->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                          RD_KAFKA_V_VALUE(value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+    free(value);
+    if (e) {
+        rd_kafka_headers_destroy(h);
+        die(EXIT_KAFKA, "produce to %s: %s", topic, rd_kafka_err2str(e));
+    }
+    flush_or_die(c);
+    return 0;
+}
+
+/* Prints s[0..n) as a JSON string. */
+static void put_json_str(const char *s, size_t n)
+{
+    json_t *j = json_stringn_nocheck(s ? s : "", s ? n : 0);
+    char *t = json_dumps(j, JSON_ENCODE_ANY);
+    fputs(t ? t : "null", stdout);
+    free(t);
+    json_decref(j);
+}
+
+static void put_base64(const void *data, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = data;
+    putchar('"');
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = p[i] << 16 | (i + 1 < n ? p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+        putchar(tab[v >> 18 & 63]);
+        putchar(tab[v >> 12 & 63]);
+        putchar(i + 1 < n ? tab[v >> 6 & 63] : '=');
+        putchar(i + 2 < n ? tab[v & 63] : '=');
+    }
+    putchar('"');
+}
+
+/* consume TOPIC [--count N]: records from the beginning, one JSON line each
+ * with partition, offset, key, value (text) and headers. */
+static int cmd_consume(ctl *c, const char *topic, long count)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    const struct rd_kafka_metadata *md;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->consumer, topic, NULL);
+    if (rd_kafka_metadata(c->consumer, 0, rkt, &md, c->timeout_ms) || md->topic_cnt != 1 ||
+        md->topics[0].err)
+        die(EXIT_KAFKA, "topic %s not found", topic);
+    for (int i = 0; i < md->topics[0].partition_cnt; i++)
+        rd_kafka_topic_partition_list_add(l, topic, i)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_assign(c->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    double deadline = now_s() + c->timeout_ms / 1000.0;
+    long seen = 0;
+    while ((count < 0 || seen < count) && now_s() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->consumer, 100);
+        if (!m) continue;
+        if (!m->err) {
+            printf("{\"partition\":%d,\"offset\":%" PRId64 ",\"key\":", (int)m->partition,
+                   m->offset);
+            put_json_str(m->key, m->key_len);
+            json_t *v = json_stringn(m->payload ? m->payload : "", m->len);
+            if (v) {
+                printf(",\"value\":");
+                put_json_str(m->payload, m->len);
+            } else {
+                /* Not text (msgpack): base64, so the line stays JSON. */
+                printf(",\"value_base64\":");
+                put_base64(m->payload, m->len);
+            }
+            json_decref(v);
+            printf(",\"headers\":{");
+            rd_kafka_headers_t *h = NULL;
+            rd_kafka_message_headers(m, &h);
+            const char *name;
+            const void *val;
+            size_t vlen;
+            for (size_t i = 0; h && !rd_kafka_header_get_all(h, i, &name, &val, &vlen); i++) {
+                if (i) putchar(',');
+                put_json_str(name, strlen(name));
+                putchar(':');
+                put_json_str(val, vlen);
+            }
+            printf("}}\n");
+            seen++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    fflush(stdout);
+    return count >= 0 && seen < count ? EXIT_TIMEOUT : 0;
+}
+
 static void usage(FILE *f)
 {
     fputs("usage: vectorctl [-b BROKERS] [-X key=value]... [--timeout MS] [--json]\n"
@@ -504,6 +623,8 @@ static void usage(FILE *f)
           "  search INDEX (--vector '[..]' | --queries FILE) [--k 10] [--ef N] [--min-offset O]\n"
           "  info INDEX\n"
           "  inspect FILE.lhv1\n"
+          "  produce TOPIC KEY [--header name=value]...   value from stdin, sent as is\n"
+          "  consume TOPIC [--count N]                    from the beginning, JSON lines\n"
           "exit status: 0 ok, 1 error reply, 2 usage, 3 timeout, 4 Kafka/IO\n",
           f);
 }
@@ -564,7 +685,7 @@ int main(int argc, char **argv)
         vd_config_free(cfg);
         return cmd_inspect(argv[i]);
     }
-    if (i >= argc) die(EXIT_USAGE, "%s needs an index name", cmd);
+    if (i >= argc) die(EXIT_USAGE, "%s needs an index name or a topic", cmd);
     const char *index = argv[i++];
     if (!c.brokers) c.brokers = vd_config_kafka(cfg, "bootstrap.servers");
     if (!c.brokers) c.brokers = getenv("VECTORD_BROKERS");
@@ -585,7 +706,12 @@ int main(int argc, char **argv)
     c.t_search = vd_config_str(cfg, "topic.search");
     ctl_connect(&c);
     int rc = 0;
-    if (!strcmp(cmd, "create")) {
+    if (!strcmp(cmd, "produce")) {
+        if (i >= argc) die(EXIT_USAGE, "produce needs TOPIC KEY");
+        rc = cmd_produce(&c, index, argv[i], argc, argv, i + 1);
+    } else if (!strcmp(cmd, "consume")) {
+        rc = cmd_consume(&c, index, atol(opt(argc, argv, i, "--count", "-1")));
+    } else if (!strcmp(cmd, "create")) {
         const char *dim = opt(argc, argv, i, "--dim", NULL);
         if (!dim) die(EXIT_USAGE, "create needs --dim N");
         json_t *doc =
