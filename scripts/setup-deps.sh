@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake ninja-build pkg-config git
       libjansson-dev libcmocka-dev
-      librdkafka-dev libmsgpack-dev libcurl4-openssl-dev libhiredis-dev
+      librdkafka-dev libmsgpack-dev libcurl4-openssl-dev libhiredis-dev libmicrohttpd-dev
       python3)
 [[ "${VD_WITH_FUZZ:-0}" = 1 ]] && pkgs+=(clang libclang-rt-14-dev)
 # The integration tests run a real Kafka broker from Maven Central jars.

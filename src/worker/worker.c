@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "codec/codec.h"
+#include "http/http.h"
 #include "kafka/kafka.h"
 #include "manifest.h"
 #include "store/store.h"
@@ -97,9 +99,12 @@ struct vd_worker {
     pthread_cond_t qcond;
     job *qhead, *qtail;
     int qstop;
-    /* counters (exported by /metrics later) */
-    uint64_t n_applied, n_rejected, n_searches, n_searches_expired, n_checkpoints,
-        n_checkpoint_failures;
+    /* counters for /metrics; search threads bump some of them */
+    atomic_uint_fast64_t n_applied, n_rejected, n_searches, n_searches_expired, n_checkpoints,
+        n_checkpoint_failures, n_replies_failed;
+    atomic_uint_fast64_t rejected_by[VD_ERR__COUNT];
+    atomic_int assigned_once;
+    vd_http *http;
 };
 
 static double now_s(void)
@@ -220,6 +225,7 @@ static void send_reply(vd_worker *w, const reply_to *r, const char *key, size_t 
     if (e) {
         rd_kafka_headers_destroy(h);
         free(body);
+        w->n_replies_failed++;
         LOG(w, VD_LOG_WARN, "reply_failed", VD_LS("topic", r->topic),
             VD_LS("error", rd_kafka_err2str(e)));
     }
@@ -256,6 +262,7 @@ static void reply_error(vd_worker *w, const reply_to *r, const char *key, size_t
 static void reject(vd_worker *w, part *p, rd_kafka_message_t *m, vd_err code, const char *msg)
 {
     w->n_rejected++;
+    if ((unsigned)code < VD_ERR__COUNT) w->rejected_by[code]++;
     char part_s[16], off_s[24];
     snprintf(part_s, sizeof part_s, "%" PRId32, m->partition);
     snprintf(off_s, sizeof off_s, "%" PRId64, m->offset);
@@ -745,6 +752,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     vd_worker *w = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         w->fenced = 0; /* a new generation: we own what we were given */
+        w->assigned_once = 1;
         on_assign(w, parts);
     } else {
         on_revoke(w, parts);
@@ -951,6 +959,133 @@ static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const
            "librdkafka", VD_LS("facility", fac), VD_LS("message", buf));
 }
 
+/* ------------------------------------------------------------------ */
+/* /metrics and /readyz (the HTTP thread). */
+
+static const char *const state_names[] = {"unassigned", "loading", "replaying", "ready", "refused"};
+
+/* A Prometheus label value: backslash, quote and newline escaped. */
+static void put_label(FILE *out, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            fprintf(out, "\\%c", *v);
+        else if (*v == '\n')
+            fputs("\\n", out);
+        else
+            fputc(*v, out);
+    }
+}
+
+static void metrics(void *ctx, FILE *out)
+{
+    vd_worker *w = ctx;
+    struct {
+        const char *name, *help;
+        atomic_uint_fast64_t *v;
+    } counters[] = {
+        {"vectord_commands_applied_total", "Commands applied to an index.", &w->n_applied},
+        {"vectord_commands_rejected_total", "Commands sent to the DLQ.", &w->n_rejected},
+        {"vectord_searches_total", "Search and info requests answered.", &w->n_searches},
+        {"vectord_searches_expired_total",
+         "Search requests dropped as older than "
+         "search.max.age.ms.",
+         &w->n_searches_expired},
+        {"vectord_checkpoints_total", "Partition checkpoints written and committed.",
+         &w->n_checkpoints},
+        {"vectord_checkpoint_failures_total", "Checkpoint attempts that failed (retried).",
+         &w->n_checkpoint_failures},
+        {"vectord_replies_failed_total", "Replies that could not be produced.",
+         &w->n_replies_failed},
+    };
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
+        fprintf(out, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIuFAST64 "\n", counters[i].name,
+                counters[i].help, counters[i].name, counters[i].name, atomic_load(counters[i].v));
+    fputs("# HELP vectord_commands_rejected_by_code_total Commands sent to the DLQ, by error "
+          "code.\n# TYPE vectord_commands_rejected_by_code_total counter\n",
+          out);
+    for (int c = 1; c < VD_ERR__COUNT; c++)
+        if (atomic_load(&w->rejected_by[c]))
+            fprintf(out, "vectord_commands_rejected_by_code_total{code=\"%s\"} %" PRIuFAST64 "\n",
+                    vd_err_code((vd_err)c), atomic_load(&w->rejected_by[c]));
+    fprintf(out,
+            "# HELP vectord_fenced 1 when the group fenced this worker (it writes nothing).\n"
+            "# TYPE vectord_fenced gauge\nvectord_fenced %d\n",
+            w->fenced);
+    fputs("# HELP vectord_partition_state Commands partitions owned, by state.\n"
+          "# TYPE vectord_partition_state gauge\n"
+          "# HELP vectord_partition_refused 1 when a partition is refused (e.g. retention).\n"
+          "# TYPE vectord_partition_refused gauge\n"
+          "# HELP vectord_partition_applied_offset Last command offset applied.\n"
+          "# TYPE vectord_partition_applied_offset gauge\n"
+          "# HELP vectord_partition_lag Commands in the log not yet applied.\n"
+          "# TYPE vectord_partition_lag gauge\n"
+          "# HELP vectord_partition_pending Applied commands not yet in a checkpoint.\n"
+          "# TYPE vectord_partition_pending gauge\n",
+          out);
+    for (int32_t i = 0; i < w->nparts; i++) {
+        part *p = &w->parts[i];
+        pthread_mutex_lock(&p->mu);
+        int state = p->state;
+        int64_t applied = p->applied;
+        size_t pending = p->pending;
+        pthread_mutex_unlock(&p->mu);
+        if (state == P_UNASSIGNED) continue;
+        int64_t lo = -1, hi = -1;
+        rd_kafka_get_watermark_offsets(w->consumer, w->t_cmd, i, &lo, &hi);
+        fprintf(out, "vectord_partition_state{partition=\"%d\",state=\"%s\"} 1\n", (int)i,
+                state_names[state]);
+        fprintf(out, "vectord_partition_refused{partition=\"%d\"} %d\n", (int)i,
+                state == P_REFUSED);
+        fprintf(out, "vectord_partition_applied_offset{partition=\"%d\"} %" PRId64 "\n", (int)i,
+                applied);
+        if (hi >= 0)
+            fprintf(out, "vectord_partition_lag{partition=\"%d\"} %" PRId64 "\n", (int)i,
+                    hi - applied - 1 > 0 ? hi - applied - 1 : 0);
+        fprintf(out, "vectord_partition_pending{partition=\"%d\"} %zu\n", (int)i, pending);
+    }
+    fputs("# HELP vectord_index_items Live items per index.\n# TYPE vectord_index_items gauge\n"
+          "# HELP vectord_index_deleted Tombstones awaiting repair per index.\n"
+          "# TYPE vectord_index_deleted gauge\n"
+          "# HELP vectord_index_bytes Memory the index has allocated.\n"
+          "# TYPE vectord_index_bytes gauge\n",
+          out);
+    for (int32_t i = 0; i < w->nparts; i++) {
+        part *p = &w->parts[i];
+        pthread_rwlock_rdlock(&p->lock);
+        for (size_t j = 0; j < p->n; j++) {
+            vd_index_stats st;
+            vd_index_stats_get(p->e[j].ix, &st);
+            const char *names[] = {"vectord_index_items", "vectord_index_deleted",
+                                   "vectord_index_bytes"};
+            size_t vals[] = {st.live, st.deleted, st.mem_bytes};
+            for (int k = 0; k < 3; k++) {
+                fprintf(out, "%s{index=\"", names[k]);
+                put_label(out, p->e[j].name);
+                fprintf(out, "\",partition=\"%d\"} %zu\n", (int)i, vals[k]);
+            }
+        }
+        pthread_rwlock_unlock(&p->lock);
+    }
+}
+
+static int ready(void *ctx, FILE *out)
+{
+    vd_worker *w = ctx;
+    int ok = atomic_load(&w->assigned_once) && !w->fenced;
+    if (!atomic_load(&w->assigned_once)) fputs("no partition assignment yet\n", out);
+    if (w->fenced) fputs("fenced by the consumer group\n", out);
+    for (int32_t i = 0; i < w->nparts; i++) {
+        pthread_mutex_lock(&w->parts[i].mu);
+        int state = w->parts[i].state;
+        pthread_mutex_unlock(&w->parts[i].mu);
+        if (state == P_UNASSIGNED || state == P_READY) continue;
+        ok = 0;
+        fprintf(out, "partition %d: %s\n", (int)i, state_names[state]);
+    }
+    return ok;
+}
+
 vd_err vd_worker_new(vd_worker **out, const vd_config *cfg, const vd_logger *lg, vd_error *err)
 {
     vd_worker *w = calloc(1, sizeof *w);
@@ -1076,6 +1211,12 @@ vd_err vd_worker_new(vd_worker **out, const vd_config *cfg, const vd_logger *lg,
         rc = vd_error_set(err, VD_ERR_IO, "subscribe: %s", rd_kafka_err2str(ke));
         goto fail;
     }
+    const char *listen = vd_config_str(cfg, "http.listen");
+    if (*listen) {
+        vd_http_handlers hh = {w, metrics, ready};
+        if ((rc = vd_http_start(&w->http, listen, &hh, err))) goto fail;
+        LOG(w, VD_LOG_INFO, "http", VD_LS("listen", listen), VD_LI("port", vd_http_port(w->http)));
+    }
     LOG(w, VD_LOG_INFO, "started", VD_LS("worker", w->worker_id), VD_LS("bootstrap", w->bootstrap),
         VD_LS("group", vd_config_str(cfg, "group.id")), VD_LI("partitions", nc),
         VD_LS("store", vd_config_str(cfg, "store.url")));
@@ -1162,6 +1303,7 @@ vd_err vd_worker_run(vd_worker *w, volatile sig_atomic_t *stop, vd_error *err)
 void vd_worker_free(vd_worker *w)
 {
     if (!w) return;
+    vd_http_stop(w->http); /* first: it reads the partitions */
     if (w->nthreads) {
         pthread_mutex_lock(&w->qmu);
         w->qstop = 1;

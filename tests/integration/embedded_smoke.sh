@@ -11,7 +11,7 @@ fail() { echo "FAIL: $*"; [[ -f vectord.log ]] && tail -20 vectord.log; exit 1; 
 
 start() {
   "$vectord" -X store.url="file://$work/store" -X checkpoint.interval.ms=1000 \
-    -X embedded.partitions=2 >vectord.out 2>>vectord.log &
+    -X embedded.partitions=2 -X http.listen=127.0.0.1:0 >vectord.out 2>>vectord.log &
   pid=$!
   for _ in $(seq 100); do
     bootstrap=$(sed -n 's/.*mock cluster at \([^ ]*\).*/\1/p' vectord.out)
@@ -48,6 +48,24 @@ ctl info nope >/dev/null 2>err.txt && fail "info of a missing index"
 grep -q not_found err.txt || fail "not_found: $(cat err.txt)"
 ctl create tmp --dim 4 >/dev/null && ctl drop tmp >/dev/null || fail "create/drop"
 ctl info tmp >/dev/null 2>&1 && fail "dropped index still answers"
+
+# /metrics, /healthz, /readyz on the port the worker logged.
+port=$(sed -n 's/.*event=http .*port=\([0-9]*\).*/\1/p' vectord.log | tail -1)
+get() { python3 -c 'import sys,urllib.request
+try: r = urllib.request.urlopen(sys.argv[1]); print(r.status); print(r.read().decode())
+except urllib.error.HTTPError as e: print(e.code); print(e.read().decode())' "http://127.0.0.1:$port$1"; }
+status() { get "$1" >http.txt; head -1 http.txt; }
+[[ $(status /healthz) == 200 ]] || fail "/healthz"
+[[ $(status /readyz) == 200 ]] || fail "/readyz: $(cat http.txt)"
+get /metrics >metrics.txt
+grep -q '^vectord_commands_applied_total [1-9]' metrics.txt || fail "metrics: $(head -30 metrics.txt)"
+grep -q 'vectord_commands_rejected_by_code_total{code="already_exists"} 1' metrics.txt ||
+  fail "rejected by code: $(grep rejected metrics.txt)"
+grep -q 'vectord_index_items{index="docs",partition="[0-9]"} 2000' metrics.txt ||
+  fail "index gauge: $(grep index_items metrics.txt)"
+grep -q 'vectord_partition_state{partition="[0-9]",state="ready"} 1' metrics.txt ||
+  fail "partition state: $(grep partition_state metrics.txt)"
+[[ $(status /nope) == 404 ]] || fail "/nope"
 
 kill -TERM $pid; wait $pid || fail "vectord exited non-zero on SIGTERM"
 grep -q 'event=checkpoint' vectord.log || fail "no checkpoint on shutdown"

@@ -64,7 +64,7 @@ want_e1=4850 want_e2=5000
 run() { # set, extra -X...
   local set=$1; shift
   "$vectord" -X kafka.bootstrap.servers="$bootstrap" -X store.url="file://$work/store-$set" \
-    -X group.id="eo-$set" -X group.instance.id="eo-$set-w" -X kafka.session.timeout.ms=6000 \
+    -X group.id="eo-$set" -X group.instance.id="eo-$set-w" -X kafka.session.timeout.ms=6000 -X http.listen=127.0.0.1:0 \
     -X topic.commands="eo.$set.commands" -X topic.search="eo.$set.search" \
     -X topic.dlq="eo.$set.dlq" -X checkpoint.max.pending=7 -X checkpoint.interval.ms=1500 \
     "$@" >>"vectord-$set.out" 2>>"vectord-$set.log" &

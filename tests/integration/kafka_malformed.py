@@ -76,7 +76,7 @@ try:
     worker = subprocess.Popen(
         [vectord, "-X", f"kafka.bootstrap.servers={bootstrap}", "-X", f"store.url=file://{work}/s",
          "-X", "limits.max.batch=50", "-X", "limits.max.metadata.bytes=100",
-         "-X", "limits.max.message.bytes=4096"], stdout=log, stderr=log)
+         "-X", "limits.max.message.bytes=4096", "-X", "http.listen=127.0.0.1:0"], stdout=log, stderr=log)
     ctl = [vectorctl, "-b", bootstrap, "--timeout", "30000"]
     run(*ctl, "create", "m", "--dim", "4", "--distance", "cosine")
     run(*ctl, "create", "e", "--dim", "4", "--distance", "euclidean")

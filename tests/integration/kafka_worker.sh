@@ -32,7 +32,7 @@ topic vectord.replies --partitions 1
 topic mismatched.search --partitions 2
 
 common=(-X kafka.bootstrap.servers="$bootstrap" -X store.url="file://$work/store"
-        -X kafka.session.timeout.ms=6000 -X group.instance.id=w1 -X search.threads=2)
+        -X kafka.session.timeout.ms=6000 -X http.listen=127.0.0.1:0 -X group.instance.id=w1 -X search.threads=2)
 if "$vectord" "${common[@]}" -X topic.search=mismatched.search >mismatch.out 2>&1; then
   fail "started with different partition counts"
 fi
