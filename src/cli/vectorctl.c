@@ -171,6 +171,8 @@ static size_t await_replies(ctl *c, char **corrs, size_t n, double deadline, rep
     char *done = calloc(n ? n : 1, 1);
     while (left && now_s() < deadline) {
         rd_kafka_poll(c->producer, 0);
+        if (c->delivery_failures)
+            die(EXIT_KAFKA, "%zu requests were not delivered to Kafka", c->delivery_failures);
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->consumer, 50);
         if (!m) continue;
         char corr[128];
