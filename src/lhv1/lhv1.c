@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,7 +158,8 @@ static int fd_sink(void *ctx, const void *buf, size_t len)
 vd_err vd_lhv1_write_file(vd_index *ix, const vd_lhv1_kafka *kafka, const char *path, vd_error *err)
 {
     char *tmp = NULL, *dir = NULL;
-    if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0)
+    static atomic_uint seq; /* two threads writing one path get two temp files */
+    if (asprintf(&tmp, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&seq, 1)) < 0)
         return vd_error_set(err, VD_ERR_NOMEM, "lhv1: out of memory");
     fdsink f = {open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), 0};
     if (f.fd < 0) {
