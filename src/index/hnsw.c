@@ -26,6 +26,7 @@
 #include "index_internal.h"
 
 #include <math.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -372,33 +373,69 @@ static void table_del(vd_index *ix, uint32_t slot)
 /* ------------------------------------------------------------------ */
 /* Construction and teardown. */
 
+/*
+ * The per-slot arrays live in their own mappings: growing one is an
+ * mremap (no copy, no moment with two copies resident), new slots come
+ * zero-filled from the kernel, and freed memory goes back at once instead
+ * of lingering in the heap.
+ */
+static void *map_grow(void *old, size_t old_bytes, size_t new_bytes)
+{
+    void *p =
+        old ? mremap(old, old_bytes, new_bytes, MREMAP_MAYMOVE)
+            : mmap(NULL, new_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void map_free(void *p, size_t bytes)
+{
+    if (p) munmap(p, bytes);
+}
+
+/* Shrinking in place cannot fail; to nothing, it unmaps. */
+static void *map_shrink(void *p, size_t old_bytes, size_t new_bytes)
+{
+    if (new_bytes == 0) {
+        map_free(p, old_bytes);
+        return NULL;
+    }
+    return mremap(p, old_bytes, new_bytes, 0);
+}
+
+static size_t vecs_bytes(const vd_index *ix, uint32_t cap)
+{
+    return (size_t)cap * ix->stride * sizeof(float);
+}
+
+static size_t links0_bytes(const vd_index *ix, uint32_t cap)
+{
+    return (size_t)cap * (1 + ix->m0) * sizeof(uint32_t);
+}
+
 static vd_err grow(vd_index *ix, uint32_t need)
 {
     if (need <= ix->cap) return VD_OK;
     uint32_t cap = ix->cap ? ix->cap : 16;
     while (cap < need) cap = cap > UINT32_MAX / 2 ? UINT32_MAX - 1 : cap * 2;
-    size_t vbytes = (size_t)cap * ix->stride * sizeof(float);
-    float *v = aligned_alloc(64, (vbytes + 63) / 64 * 64);
-    uint32_t *l = malloc((size_t)cap * (1 + ix->m0) * sizeof *l);
-    vd_node *n = realloc(ix->nodes, (size_t)cap * sizeof *n);
+    /* Each step either fully succeeds or leaves that array as it was. */
+    float *v = map_grow(ix->vecs, vecs_bytes(ix, ix->cap), vecs_bytes(ix, cap));
+    if (v) ix->vecs = v;
+    uint32_t *l = v ? map_grow(ix->links0, links0_bytes(ix, ix->cap), links0_bytes(ix, cap)) : NULL;
+    if (l) ix->links0 = l;
+    vd_node *n =
+        l ? map_grow(ix->nodes, (size_t)ix->cap * sizeof *n, (size_t)cap * sizeof *n) : NULL;
     if (n) ix->nodes = n;
-    uint8_t *dead = realloc(ix->dead, cap);
-    if (dead) ix->dead = dead;
-    if (!v || !l || !n || !dead) {
-        free(v);
-        free(l);
+    uint8_t *dead = n ? map_grow(ix->dead, ix->cap, cap) : NULL;
+    if (!dead) {
+        /* Undo whatever grew, so every array matches ix->cap again. */
+        if (v) ix->vecs = map_shrink(ix->vecs, vecs_bytes(ix, cap), vecs_bytes(ix, ix->cap));
+        if (l)
+            ix->links0 = map_shrink(ix->links0, links0_bytes(ix, cap), links0_bytes(ix, ix->cap));
+        if (n)
+            ix->nodes = map_shrink(ix->nodes, (size_t)cap * sizeof *n, (size_t)ix->cap * sizeof *n);
         return VD_ERR_NOMEM;
     }
-    if (ix->cap) {
-        memcpy(v, ix->vecs, (size_t)ix->cap * ix->stride * sizeof(float));
-        memcpy(l, ix->links0, (size_t)ix->cap * (1 + ix->m0) * sizeof *l);
-    }
-    memset(n + ix->cap, 0, (size_t)(cap - ix->cap) * sizeof *n);
-    memset(dead + ix->cap, 0, cap - ix->cap);
-    free(ix->vecs);
-    free(ix->links0);
-    ix->vecs = v;
-    ix->links0 = l;
+    ix->dead = dead;
     ix->cap = cap;
     return VD_OK;
 }
@@ -480,10 +517,10 @@ void vd_index_free(vd_index *ix)
     }
     for (size_t i = 0; i < ix->npool; i++) scratch_free(ix->pool[i]);
     free(ix->pool);
-    free(ix->vecs);
-    free(ix->links0);
-    free(ix->dead);
-    free(ix->nodes);
+    map_free(ix->vecs, vecs_bytes(ix, ix->cap));
+    map_free(ix->links0, links0_bytes(ix, ix->cap));
+    map_free(ix->dead, ix->cap);
+    map_free(ix->nodes, (size_t)ix->cap * sizeof(vd_node));
     free(ix->free_slots);
     free(ix->table);
     free(ix->name);
