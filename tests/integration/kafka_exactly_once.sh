@@ -9,27 +9,18 @@
 #   kafka_exactly_once.sh VECTORD VECTORCTL GEN_VECS WORKDIR [KILLS]
 set -euo pipefail
 vectord=$1 vectorctl=$2 gen=$3 work=$4 kills=${5:-10}
-repo=$(cd "$(dirname "$0")/../.." && pwd)
-kafka=$repo/deploy/kafka/kafka.sh
-rm -rf "$work"; mkdir -p "$work"; cd "$work"
+source "$(dirname "$0")/lib.sh"
 pid=""
-cleanup() {
-  [[ -n $pid ]] && kill -9 $pid 2>/dev/null || true
-  "$kafka" stop --dir "$work/kafka" >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; for f in vectord-*.log; do echo "== $f"; grep -v '^%' "$f" | tail -8; done; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+stop_workers() { [[ -n $pid ]] && kill -9 $pid 2>/dev/null || true; }
 
-"$kafka" start --dir "$work/kafka" --port "$(free_port)" --controller-port "$(free_port)" >/dev/null
-bootstrap=$(cat "$work/kafka/bootstrap")
+kafka_up
 for set in a b; do
   for t in commands search; do
-    "$kafka" topic create "eo.$set.$t" --partitions 3 --dir "$work/kafka" >/dev/null
+    topic "eo.$set.$t" --partitions 3
   done
-  "$kafka" topic create "eo.$set.dlq" --partitions 1 --dir "$work/kafka" >/dev/null
+  topic "eo.$set.dlq" --partitions 1
 done
-"$kafka" topic create vectord.replies --partitions 1 --dir "$work/kafka" >/dev/null
+topic vectord.replies --partitions 1
 
 "$gen" "$work" 25000 5 24 euclidean 11 >/dev/null
 # Rows 0..24999 split in 5 files; the last one doubles as an upsert batch.

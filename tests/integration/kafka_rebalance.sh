@@ -13,27 +13,20 @@
 #   kafka_rebalance.sh VECTORD VECTORCTL GEN_VECS WORKDIR
 set -euo pipefail
 vectord=$1 vectorctl=$2 gen=$3 work=$4
-repo=$(cd "$(dirname "$0")/../.." && pwd)
-kafka=$repo/deploy/kafka/kafka.sh
-rm -rf "$work"; mkdir -p "$work"; cd "$work"
+source "$(dirname "$0")/lib.sh"
 declare -A pids=()
-cleanup() {
+stop_workers() {
   for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null; done || true
-  "$kafka" stop --dir "$work/kafka" >/dev/null 2>&1 || true
 }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; for f in w-*.log; do echo "== $f"; grep -v '^%' "$f" | tail -6; done; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-"$kafka" start --dir "$work/kafka" --port "$(free_port)" --controller-port "$(free_port)" >/dev/null
-bootstrap=$(cat "$work/kafka/bootstrap")
+kafka_up
 for set in a b c; do
   for t in commands search; do
-    "$kafka" topic create "rb.$set.$t" --partitions 3 --dir "$work/kafka" >/dev/null
+    topic "rb.$set.$t" --partitions 3
   done
-  "$kafka" topic create "rb.$set.dlq" --partitions 1 --dir "$work/kafka" >/dev/null
+  topic "rb.$set.dlq" --partitions 1
 done
-"$kafka" topic create vectord.replies --partitions 1 --dir "$work/kafka" >/dev/null
+topic vectord.replies --partitions 1
 
 "$gen" "$work" 5000 5 16 euclidean 13 >/dev/null
 indexes=(alpha bravo charlie delta)

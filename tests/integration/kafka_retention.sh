@@ -7,21 +7,12 @@
 #   kafka_retention.sh VECTORD VECTORCTL WORKDIR
 set -euo pipefail
 vectord=$1 vectorctl=$2 work=$3
-repo=$(cd "$(dirname "$0")/../.." && pwd)
-kafka=$repo/deploy/kafka/kafka.sh
-rm -rf "$work"; mkdir -p "$work"; cd "$work"
+source "$(dirname "$0")/lib.sh"
 pid=""
-cleanup() {
-  [[ -n $pid ]] && kill -9 $pid 2>/dev/null || true
-  "$kafka" stop --dir "$work/kafka" >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; grep -v '^%' vectord.log | tail -15; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+stop_workers() { [[ -n $pid ]] && kill -9 $pid 2>/dev/null || true; }
 
-"$kafka" start --dir "$work/kafka" --port "$(free_port)" --controller-port "$(free_port)" >/dev/null
-bootstrap=$(cat "$work/kafka/bootstrap")
-k() { "$kafka" topic create "$@" --dir "$work/kafka" >/dev/null; }
+kafka_up
+k() { topic "$@"; }
 k r.commands --partitions 1 --config retention.ms=3000 --config segment.bytes=16384
 k r.search --partitions 1
 k r.dlq --partitions 1

@@ -9,22 +9,11 @@
 #   kafka_worker.sh VECTORD VECTORCTL GEN_VECS WORKDIR
 set -euo pipefail
 vectord=$1 vectorctl=$2 gen=$3 work=$4
-repo=$(cd "$(dirname "$0")/../.." && pwd)
-kafka=$repo/deploy/kafka/kafka.sh
-rm -rf "$work"; mkdir -p "$work"; cd "$work"
+source "$(dirname "$0")/lib.sh"
 pid=""
-cleanup() {
-  [[ -n $pid ]] && kill -9 $pid 2>/dev/null || true
-  "$kafka" stop --dir "$work/kafka" >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; [[ -f vectord.log ]] && grep -v '^%' vectord.log | tail -25; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+stop_workers() { [[ -n $pid ]] && kill -9 $pid 2>/dev/null || true; }
 
-"$kafka" start --dir "$work/kafka" --port "$(free_port)" --controller-port "$(free_port)" >kafka.out ||
-  fail "kafka did not start: $(cat kafka.out)"
-bootstrap=$(cat "$work/kafka/bootstrap")
-topic() { "$kafka" topic create "$@" --dir "$work/kafka" >/dev/null; }
+kafka_up
 topic vectord.commands --partitions 3
 topic vectord.search --partitions 3
 topic vectord.commands.dlq --partitions 1
