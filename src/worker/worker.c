@@ -721,6 +721,7 @@ static void on_assign(vd_worker *w, rd_kafka_topic_partition_list_t *parts)
         pthread_mutex_unlock(&p->mu);
         LOG(w, VD_LOG_INFO, "assigned", VD_LI("partition", p->id), VD_LI("start", tp->offset),
             VD_LI("high_watermark", hi),
+            VD_LI("replay", tp->offset >= 0 && hi > tp->offset ? hi - tp->offset : 0),
             VD_LS("state", p->state == P_READY ? "ready" : "replaying"));
     }
     rd_kafka_assign(w->consumer, parts);
