@@ -21,7 +21,8 @@ topic vectord.replies --partitions 1
 topic mismatched.search --partitions 2
 
 common=(-X kafka.bootstrap.servers="$bootstrap" -X store.url="file://$work/store"
-        -X kafka.session.timeout.ms=6000 -X http.listen=127.0.0.1:0 -X group.instance.id=w1 -X search.threads=2)
+        -X kafka.session.timeout.ms=6000 -X http.listen=127.0.0.1:0 -X group.instance.id=w1 -X search.threads=2
+        -X search.min.offset.timeout.ms=1500)
 if "$vectord" "${common[@]}" -X topic.search=mismatched.search >mismatch.out 2>&1; then
   fail "started with different partition counts"
 fi
@@ -42,6 +43,17 @@ grep -q '"length":6000' info.json || fail "info: $(cat info.json)"
 ctl --json search items --queries "$work/query.fvecs" --k 3 >q.json || fail "search"
 [[ $(grep -c '"hits"' q.json) -eq 5 ]] || fail "searches: $(cat q.json)"
 ctl add items <(printf '{"id":"x","vector":[1,2]}\n') >/dev/null 2>&1 && fail "bad dimension acked"
+# Read-your-writes: a min_offset the partition has not reached times out.
+ctl search items --vector "[$(seq -s, 1 24)]" --min-offset 99999999 >/dev/null &&
+  fail "min_offset in the future answered"
+tail -1 ctl.err | grep -q 'error timeout' || fail "min_offset: $(tail -1 ctl.err)"
+# Spring Kafka's request/reply headers: the reply echoes kafka_correlationId.
+printf '{"op":"info","index":"items"}' |
+  ctl produce vectord.search items --header content-type=application/json \
+    --header kafka_replyTopic=vectord.replies --header kafka_correlationId=spring-42
+ctl --timeout 5000 consume vectord.replies >replies.jsonl || true
+grep '"kafka_correlationId":"spring-42"' replies.jsonl | grep -q 'length[^0-9]*6000,' ||
+  fail "no Spring-style reply: $(tail -3 replies.jsonl)"
 ctl drop nope >/dev/null 2>&1 && fail "drop of a missing index acked"
 
 # SIGKILL after the checkpoint policy has fired at least once, then restart.
