@@ -14,12 +14,7 @@ pid=""
 stop_workers() { [[ -n $pid ]] && kill -9 $pid 2>/dev/null || true; }
 
 kafka_up
-for set in a b; do
-  for t in commands search; do
-    topic "eo.$set.$t" --partitions 3
-  done
-  topic "eo.$set.dlq" --partitions 1
-done
+for set in a b; do topic_set "eo.$set"; done
 topic vectord.replies --partitions 1
 
 "$gen" "$work" 25000 5 24 euclidean 11 >/dev/null

@@ -20,12 +20,7 @@ stop_workers() {
 }
 
 kafka_up
-for set in a b c; do
-  for t in commands search; do
-    topic "rb.$set.$t" --partitions 3
-  done
-  topic "rb.$set.dlq" --partitions 1
-done
+for set in a b c; do topic_set "rb.$set"; done
 topic vectord.replies --partitions 1
 
 "$gen" "$work" 5000 5 16 euclidean 13 >/dev/null

@@ -3,6 +3,7 @@
 # torn down on exit together with the script's workers.
 #   kafka_up                start the broker; sets $bootstrap
 #   topic NAME [args...]    create a topic (kafka.sh topic create arguments)
+#   topic_set PREFIX        PREFIX.commands and PREFIX.search (3 partitions each), PREFIX.dlq
 #   stop_workers            defined by the script: kill what it started
 #   fail MESSAGE            print, show the tails of $work/*.log, exit 1
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -18,6 +19,11 @@ kafka_up() {
   bootstrap=$(cat "$work/kafka/bootstrap")
 }
 topic() { "$kafka" topic create "$@" --dir "$work/kafka" >/dev/null; }
+topic_set() {
+  topic "$1.commands" --partitions 3
+  topic "$1.search" --partitions 3
+  topic "$1.dlq" --partitions 1
+}
 fail() {
   echo "FAIL: $*"
   for f in "$work"/*.log; do [[ -f $f ]] && { echo "== $f"; grep -v '^%' "$f" | tail -10; }; done
