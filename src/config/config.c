@@ -41,6 +41,27 @@ static const keydef keys[] = {
     {"topic.dlq", T_STR, "vectord.commands.dlq", 0, 0, NULL, "where rejected messages go"},
     {"store.url", T_STR, "./var/vectord", 0, 0, NULL,
      "checkpoint store: file:///path or a path, http(s)://storaged, s3://bucket/prefix"},
+    {"store.token", T_STR, "", 0, 0, NULL,
+     "bearer token sent to storaged (empty: none; VECTORD_STORE_TOKEN keeps it off the command "
+     "line)"},
+    {"store.connect.timeout.ms", T_INT, "5000", 1, I64, NULL,
+     "http(s)/s3 stores: time to establish a connection"},
+    {"store.request.timeout.ms", T_INT, "300000", 1, I64, NULL,
+     "http(s)/s3 stores: longest time one request may take, transfer included"},
+    {"store.retries", T_INT, "3", 0, 100, NULL,
+     "http(s)/s3 stores: retries of a request after a connection error or a 5xx/429 answer"},
+    {"store.retry.backoff.ms", T_INT, "100", 1, I64, NULL,
+     "http(s)/s3 stores: first retry delay (doubles per retry, full jitter)"},
+    {"store.retry.backoff.max.ms", T_INT, "2000", 1, I64, NULL,
+     "http(s)/s3 stores: largest retry delay"},
+    {"store.s3.endpoint", T_STR, "", 0, 0, NULL,
+     "S3 API endpoint, e.g. http://127.0.0.1:9000 (empty: AWS_ENDPOINT_URL_S3, "
+     "AWS_ENDPOINT_URL, else AWS for the region)"},
+    {"store.s3.region", T_STR, "", 0, 0, NULL,
+     "S3 signing region (empty: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1)"},
+    {"store.s3.addressing", T_ENUM, "auto", 0, 0, "auto|path|virtual",
+     "S3 bucket addressing: path-style (endpoint/bucket/key) or virtual-hosted "
+     "(bucket.endpoint/key); auto: path-style for a custom endpoint, else virtual"},
     {"checkpoint.interval.ms", T_INT, "60000", 100, I64, NULL,
      "checkpoint an index with pending commands at least this often"},
     {"checkpoint.max.pending", T_INT, "10000", 1, I64, NULL,
@@ -418,7 +439,10 @@ void vd_config_dump(const vd_config *c, FILE *out)
     fprintf(out, "# vectord effective configuration (value, then where it came from)\n");
     for (size_t i = 0; i < NKEYS; i++) {
         fprintf(out, "\n# %s\n# from: %s\n%s=", keys[i].doc, c->v[i].origin, keys[i].name);
-        put_masked_url(out, c->v[i].text);
+        if (secret(keys[i].name) && c->v[i].text[0])
+            fprintf(out, "********\n");
+        else
+            put_masked_url(out, c->v[i].text);
     }
     if (c->nkafka) fprintf(out, "\n# librdkafka properties (passed without the kafka. prefix)\n");
     for (size_t i = 0; i < c->nkafka; i++)
