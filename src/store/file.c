@@ -160,27 +160,9 @@ static vd_err file_del(vd_store *s, const char *key, vd_error *err)
     return rc;
 }
 
-typedef struct keylist {
-    char **k;
-    size_t n, cap;
-} keylist;
-
-static int push_key(keylist *l, const char *key)
-{
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        char **k = realloc(l->k, cap * sizeof *k);
-        if (!k) return -1;
-        l->k = k;
-        l->cap = cap;
-    }
-    if (!(l->k[l->n] = strdup(key))) return -1;
-    l->n++;
-    return 0;
-}
-
 /* Walks dir (rel is its key prefix, "" at the root) collecting keys. */
-static int walk(const char *dir, const char *rel, const char *prefix, keylist *l, int cleanup)
+static int walk(const char *dir, const char *rel, const char *prefix, vd_store_keylist *l,
+                int cleanup)
 {
     DIR *d = opendir(dir);
     if (!d) return errno == ENOENT ? 0 : -1;
@@ -213,7 +195,7 @@ static int walk(const char *dir, const char *rel, const char *prefix, keylist *l
                 free(sub);
             }
         } else if (S_ISREG(st.st_mode) && strncmp(key, prefix, strlen(prefix)) == 0) {
-            rc = push_key(l, key);
+            rc = vd_store_keylist_push(l, key, strlen(key));
         }
         free(path);
         free(key);
@@ -222,20 +204,15 @@ static int walk(const char *dir, const char *rel, const char *prefix, keylist *l
     return rc;
 }
 
-static int key_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static vd_err file_list(vd_store *s, const char *prefix, char ***keys, size_t *n, vd_error *err)
 {
     file_store *fs = (file_store *)s;
-    keylist l = {NULL, 0, 0};
+    vd_store_keylist l = {NULL, 0, 0};
     if (walk(fs->root, "", prefix, &l, 0)) {
         vd_store_keys_free(l.k, l.n);
         return vd_error_set(err, VD_ERR_IO, "store: list %s: %s", prefix, strerror(errno));
     }
-    if (l.n) qsort(l.k, l.n, sizeof *l.k, key_cmp);
+    vd_store_keylist_sort(&l);
     *keys = l.k;
     *n = l.n;
     return VD_OK;
@@ -273,7 +250,7 @@ vd_err vd_store_file_open(vd_store **out, const char *url, const char *root, vd_
     }
     free(probe);
     /* Temp files left by a crash are garbage: the rename never happened. */
-    keylist none = {NULL, 0, 0};
+    vd_store_keylist none = {NULL, 0, 0};
     walk(fs->root, "", "\x01", &none, 1);
     *out = &fs->base;
     return VD_OK;

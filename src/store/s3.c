@@ -1,2 +1,413 @@
-/* placeholder: being written */
-typedef int vd_placeholder_s3;
+/*
+ * s3.c - the s3://bucket[/prefix] store: any S3 API (AWS, MinIO, s3proxy,
+ * Ceph RGW ...). Requests are signed with SigV4 by libcurl
+ * (CURLOPT_AWS_SIGV4); the payload is sent as UNSIGNED-PAYLOAD so a large
+ * object needs no hashing pass, and it is covered by the LHV1 checksum.
+ *
+ * Where things come from (docs/stores.md):
+ *   credentials  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+ *   region       store.s3.region, AWS_REGION, AWS_DEFAULT_REGION, us-east-1
+ *   endpoint     store.s3.endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL,
+ *                https://s3.<region>.amazonaws.com
+ *   addressing   store.s3.addressing: path (endpoint/bucket/key), virtual
+ *                (bucket.endpoint/key), auto = path for a custom endpoint
+ *
+ * Object keys are encoded with the SigV4 rules (unreserved bytes kept, '/'
+ * kept), which is also the canonical form the signature covers, and list
+ * queries are sent with their parameters sorted and strictly encoded for
+ * the same reason: what libcurl signs is exactly what goes on the wire.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "curl.h"
+#include "store.h"
+
+typedef struct s3 {
+    vd_store base;
+    vd_http *http;
+    char *base_url; /* where keys are appended: ".../bucket" or "scheme://bucket.host" */
+    char *prefix;   /* "" or "some/prefix/" */
+    char *sigv4;    /* "aws:amz:<region>:s3" */
+    char *access_key, *secret_key;
+    char *token_hdr; /* "x-amz-security-token: ..." or NULL */
+    int page;
+} s3;
+
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+static const char *first(const char *a, const char *b, const char *c)
+{
+    if (a && *a) return a;
+    if (b && *b) return b;
+    return c;
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests. */
+
+static vd_err call(s3 *s, const char *method, const char *url, const char *what, const void *body,
+                   size_t len, vd_http_response *resp, vd_error *err)
+{
+    const char *hdrs[4] = {"x-amz-content-sha256: UNSIGNED-PAYLOAD", NULL, NULL, NULL};
+    size_t nh = 1;
+    if (s->token_hdr) hdrs[nh++] = s->token_hdr;
+    if (body) hdrs[nh++] = "Content-Type: application/octet-stream";
+    vd_http_request rq = {.method = method,
+                          .url = url,
+                          .what = what,
+                          .headers = hdrs,
+                          .body = body,
+                          .body_len = len,
+                          .sigv4 = s->sigv4,
+                          .user = s->access_key,
+                          .password = s->secret_key};
+    return vd_http_do(s->http, &rq, resp, err);
+}
+
+/* The text of the first <tag>...</tag> in xml[0..len), entities decoded,
+ * into out (truncated to cap - 1). Returns 1 when found. */
+static int xml_text(const char *xml, size_t len, const char *tag, char *out, size_t cap,
+                    const char **end)
+{
+    char open[64], close[64];
+    snprintf(open, sizeof open, "<%s>", tag);
+    snprintf(close, sizeof close, "</%s>", tag);
+    const char *a = memmem(xml, len, open, strlen(open));
+    if (!a) return 0;
+    a += strlen(open);
+    const char *b = memmem(a, len - (size_t)(a - xml), close, strlen(close));
+    if (!b) return 0;
+    if (end) *end = b + strlen(close);
+    size_t n = 0;
+    for (const char *p = a; p < b && n + 1 < cap; p++) {
+        char c = *p;
+        if (c == '&') {
+            static const struct {
+                const char *ent;
+                char c;
+            } ents[] = {
+                {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+            size_t i;
+            for (i = 0; i < 5; i++) {
+                size_t el = strlen(ents[i].ent);
+                if ((size_t)(b - p) >= el && memcmp(p, ents[i].ent, el) == 0) {
+                    c = ents[i].c;
+                    p += el - 1;
+                    break;
+                }
+            }
+            if (i == 5 && p[1] == '#') {
+                /* &#NNN; or &#xHH;: a code point, written as UTF-8. */
+                char *stop;
+                unsigned long cp =
+                    p[2] == 'x' ? strtoul(p + 3, &stop, 16) : strtoul(p + 2, &stop, 10);
+                if (*stop == ';' && cp > 0 && cp < 0x110000 && n + 5 < cap) {
+                    if (cp < 0x80) {
+                        out[n++] = (char)cp;
+                    } else if (cp < 0x800) {
+                        out[n++] = (char)(0xc0 | cp >> 6);
+                        out[n++] = (char)(0x80 | (cp & 63));
+                    } else if (cp < 0x10000) {
+                        out[n++] = (char)(0xe0 | cp >> 12);
+                        out[n++] = (char)(0x80 | (cp >> 6 & 63));
+                        out[n++] = (char)(0x80 | (cp & 63));
+                    } else {
+                        out[n++] = (char)(0xf0 | cp >> 18);
+                        out[n++] = (char)(0x80 | (cp >> 12 & 63));
+                        out[n++] = (char)(0x80 | (cp >> 6 & 63));
+                        out[n++] = (char)(0x80 | (cp & 63));
+                    }
+                    p = stop;
+                    continue;
+                }
+            }
+        }
+        out[n++] = c;
+    }
+    out[n] = 0;
+    return 1;
+}
+
+/* An S3 error answer: "<what>: HTTP <status> <Code>: <Message>". */
+static vd_err status_error(const char *what, vd_http_response *resp, vd_error *err)
+{
+    char code[64] = "", msg[160] = "";
+    xml_text((const char *)resp->body, resp->len, "Code", code, sizeof code, NULL);
+    xml_text((const char *)resp->body, resp->len, "Message", msg, sizeof msg, NULL);
+    vd_err rc = resp->status == 404 && (!*code || strcmp(code, "NoSuchKey") == 0) ? VD_ERR_NOT_FOUND
+                                                                                  : VD_ERR_IO;
+    if (*code)
+        return vd_error_set(err, rc, "%s: HTTP %ld %s%s%s", what, resp->status, code,
+                            *msg ? ": " : "", msg);
+    vd_http_request rq = {.what = what};
+    return vd_http_status_error(&rq, resp, rc, "", err);
+}
+
+/* Appends t to the malloc'd string *out (NULL: empty). 0, or -1 (OOM). */
+static int cat(char **out, const char *t)
+{
+    size_t a = *out ? strlen(*out) : 0, b = strlen(t);
+    char *p = realloc(*out, a + b + 1);
+    if (!p) return -1;
+    memcpy(p + a, t, b + 1);
+    *out = p;
+    return 0;
+}
+
+static char *object_url(const s3 *s, const char *key)
+{
+    char *u = NULL;
+    if (asprintf(&u, "%s/", s->base_url) < 0) return NULL;
+    if (vd_http_escape_append(&u, s->prefix, strlen(s->prefix), 1) ||
+        vd_http_escape_append(&u, key, strlen(key), 1)) {
+        free(u);
+        return NULL;
+    }
+    return u;
+}
+
+static vd_err s3_put(vd_store *st, const char *key, const void *buf, size_t len, vd_error *err)
+{
+    s3 *s = (s3 *)st;
+    char *url = object_url(s, key), what[300];
+    if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
+    snprintf(what, sizeof what, "s3 PUT %s%s", s->prefix, key);
+    vd_http_response resp;
+    vd_err rc = call(s, "PUT", url, what, len ? buf : "", len, &resp, err);
+    free(url);
+    if (rc) return rc;
+    if (resp.status / 100 != 2) rc = status_error(what, &resp, err);
+    free(resp.body);
+    return rc;
+}
+
+static vd_err s3_get(vd_store *st, const char *key, uint8_t **buf, size_t *len, vd_error *err)
+{
+    s3 *s = (s3 *)st;
+    char *url = object_url(s, key), what[300];
+    if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
+    snprintf(what, sizeof what, "s3 GET %s%s", s->prefix, key);
+    vd_http_response resp;
+    vd_err rc = call(s, "GET", url, what, NULL, 0, &resp, err);
+    free(url);
+    if (rc) return rc;
+    if (resp.status != 200) {
+        rc = status_error(what, &resp, err);
+        free(resp.body);
+        return rc;
+    }
+    *buf = resp.body;
+    *len = resp.len;
+    return VD_OK;
+}
+
+static vd_err s3_del(vd_store *st, const char *key, vd_error *err)
+{
+    s3 *s = (s3 *)st;
+    char *url = object_url(s, key), what[300];
+    if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
+    snprintf(what, sizeof what, "s3 DELETE %s%s", s->prefix, key);
+    vd_http_response resp;
+    vd_err rc = call(s, "DELETE", url, what, NULL, 0, &resp, err);
+    free(url);
+    if (rc) return rc;
+    /* S3 answers 204 for a missing key too; some servers say 404. */
+    if (resp.status / 100 != 2 && resp.status != 404) rc = status_error(what, &resp, err);
+    free(resp.body);
+    return rc;
+}
+
+/* One ListObjectsV2 page: its keys (the store prefix stripped) go to l;
+ * *next gets the continuation token (malloc'd) when the listing is
+ * truncated, else NULL. */
+static vd_err parse_page(s3 *s, const char *what, const vd_http_response *resp, vd_store_keylist *l,
+                         char **next, vd_error *err)
+{
+    const char *xml = (const char *)resp->body, *p = xml, *end = xml + resp->len;
+    size_t plen = strlen(s->prefix);
+    char *key = malloc(4096);
+    if (!key) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
+    *next = NULL;
+    const char *c;
+    while ((c = memmem(p, (size_t)(end - p), "<Contents>", 10))) {
+        const char *after;
+        if (!xml_text(c, (size_t)(end - c), "Key", key, 4096, &after)) break;
+        p = after;
+        /* Skip what no put of ours makes: "folder/" markers (consoles and
+         * filesystem-backed servers show directories so) and other keys. */
+        if (strncmp(key, s->prefix, plen) != 0 || !vd_store_key_valid(key + plen)) continue;
+        if (vd_store_keylist_push(l, key + plen, strlen(key + plen))) {
+            free(key);
+            return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
+        }
+    }
+    char trunc[16] = "";
+    xml_text(xml, resp->len, "IsTruncated", trunc, sizeof trunc, NULL);
+    vd_err rc = VD_OK;
+    if (strcmp(trunc, "true") == 0) {
+        if (!xml_text(xml, resp->len, "NextContinuationToken", key, 4096, NULL) || !*key)
+            rc = vd_error_set(err, VD_ERR_DECODE,
+                              "%s: truncated listing without NextContinuationToken", what);
+        else if (!(*next = strdup(key)))
+            rc = vd_error_set(err, VD_ERR_NOMEM, "out of memory");
+    } else if (!memmem(xml, resp->len, "<ListBucketResult", 17)) {
+        rc = vd_error_set(err, VD_ERR_DECODE, "%s: answer is not a ListBucketResult", what);
+    }
+    free(key);
+    return rc;
+}
+
+static vd_err s3_list(vd_store *st, const char *prefix, char ***keys, size_t *n, vd_error *err)
+{
+    s3 *s = (s3 *)st;
+    vd_store_keylist l = {NULL, 0, 0};
+    char what[300], *token = NULL;
+    snprintf(what, sizeof what, "s3 list prefix \"%s%s\"", s->prefix, prefix);
+    vd_err rc = VD_OK;
+    do {
+        /* Parameters in canonical (sorted) order, values strictly encoded. */
+        char *url = NULL, page[48];
+        snprintf(page, sizeof page, "list-type=2&max-keys=%d&prefix=", s->page);
+        int bad = cat(&url, s->base_url) || cat(&url, "/?");
+        if (!bad && token)
+            bad = cat(&url, "continuation-token=") ||
+                  vd_http_escape_append(&url, token, strlen(token), 0) || cat(&url, "&");
+        if (!bad)
+            bad = cat(&url, page) || vd_http_escape_append(&url, s->prefix, strlen(s->prefix), 0) ||
+                  vd_http_escape_append(&url, prefix, strlen(prefix), 0);
+        free(token);
+        token = NULL;
+        if (bad) {
+            free(url);
+            rc = vd_error_set(err, VD_ERR_NOMEM, "out of memory");
+            break;
+        }
+        vd_http_response resp;
+        rc = call(s, "GET", url, what, NULL, 0, &resp, err);
+        free(url);
+        if (rc) break;
+        if (resp.status != 200)
+            rc = status_error(what, &resp, err);
+        else
+            rc = parse_page(s, what, &resp, &l, &token, err);
+        free(resp.body);
+    } while (!rc && token);
+    free(token);
+    if (rc) {
+        vd_store_keys_free(l.k, l.n);
+        return rc;
+    }
+    vd_store_keylist_sort(&l);
+    *keys = l.k;
+    *n = l.n;
+    return VD_OK;
+}
+
+static void s3_close(vd_store *st)
+{
+    s3 *s = (s3 *)st;
+    vd_http_free(s->http);
+    free(s->base_url);
+    free(s->prefix);
+    free(s->sigv4);
+    free(s->access_key);
+    if (s->secret_key) memset(s->secret_key, 0, strlen(s->secret_key));
+    free(s->secret_key);
+    free(s->token_hdr);
+    free(s->base.url);
+    free(s);
+}
+
+static const vd_store_ops s3_ops = {"s3", s3_put, s3_get, s3_del, s3_list, s3_close};
+
+/* Bucket names as S3 defines them: 3-63 of a-z 0-9 . -, starting and
+ * ending with a letter or digit. */
+static int bucket_valid(const char *b, size_t n)
+{
+    if (n < 3 || n > 63) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = b[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && c != '.' && c != '-') return 0;
+        if ((i == 0 || i == n - 1) && !alnum) return 0;
+    }
+    return 1;
+}
+
+vd_err vd_store_s3_open(vd_store **out, const char *url, const vd_store_options *o, vd_error *err)
+{
+    const char *b = url + 5, *slash = strchr(b, '/');
+    size_t blen = slash ? (size_t)(slash - b) : strlen(b);
+    if (!bucket_valid(b, blen) || strchr(url, '?') || strchr(url, '#'))
+        return vd_error_set(err, VD_ERR_CONFIG,
+                            "store.url: \"%.64s\": expected s3://bucket[/prefix] with a valid "
+                            "bucket name (3-63 of a-z 0-9 . -)",
+                            url);
+    const char *ak = env("AWS_ACCESS_KEY_ID"), *sk = env("AWS_SECRET_ACCESS_KEY");
+    if (!ak || !sk)
+        return vd_error_set(err, VD_ERR_CONFIG,
+                            "store.url: \"%.64s\": AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                            "must be set for an s3:// store",
+                            url);
+    const char *region =
+        first(o->s3_region, env("AWS_REGION"), first(env("AWS_DEFAULT_REGION"), NULL, "us-east-1"));
+    const char *endpoint =
+        first(o->s3_endpoint, env("AWS_ENDPOINT_URL_S3"), env("AWS_ENDPOINT_URL"));
+    const char *addressing = o->s3_addressing && *o->s3_addressing ? o->s3_addressing : "auto";
+    int path_style = strcmp(addressing, "path") == 0 ||
+                     (strcmp(addressing, "auto") == 0 && (endpoint || memchr(b, '.', blen)));
+    if (endpoint && strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0)
+        return vd_error_set(err, VD_ERR_CONFIG,
+                            "store.s3.endpoint: \"%.64s\": expected http(s)://host[:port]",
+                            endpoint);
+    s3 *s = calloc(1, sizeof *s);
+    if (!s) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
+    s->base.ops = &s3_ops;
+    s->page = o->list_page_size > 0 ? o->list_page_size : 1000;
+    char *ep = NULL;
+    int bad = (endpoint ? asprintf(&ep, "%s", endpoint)
+                        : asprintf(&ep, "https://s3.%s.amazonaws.com", region)) < 0;
+    if (bad) ep = NULL;
+    if (!bad) {
+        size_t n = strlen(ep);
+        while (n && ep[n - 1] == '/') ep[--n] = 0;
+        const char *host = strstr(ep, "://") + 3;
+        if (path_style)
+            bad = asprintf(&s->base_url, "%s/%.*s", ep, (int)blen, b) < 0;
+        else
+            bad =
+                asprintf(&s->base_url, "%.*s%.*s.%s", (int)(host - ep), ep, (int)blen, b, host) < 0;
+        if (bad) s->base_url = NULL;
+    }
+    free(ep);
+    /* The prefix: no leading or trailing '/', then one '/' to end it. */
+    const char *pre = slash ? slash : "";
+    while (*pre == '/') pre++;
+    size_t pl = strlen(pre);
+    while (pl && pre[pl - 1] == '/') pl--;
+    if (!bad && asprintf(&s->prefix, "%.*s%s", (int)pl, pre, pl ? "/" : "") < 0)
+        s->prefix = NULL, bad = 1;
+    if (!bad && asprintf(&s->sigv4, "aws:amz:%s:s3", region) < 0) s->sigv4 = NULL, bad = 1;
+    if (!bad) bad = !(s->access_key = strdup(ak)) || !(s->secret_key = strdup(sk));
+    const char *tok = env("AWS_SESSION_TOKEN");
+    if (!bad && tok && asprintf(&s->token_hdr, "x-amz-security-token: %s", tok) < 0)
+        s->token_hdr = NULL, bad = 1;
+    if (!bad) bad = !(s->base.url = strdup(url));
+    if (bad) {
+        s3_close(&s->base);
+        return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
+    }
+    vd_err rc = vd_http_new(&s->http, o, err);
+    if (rc) {
+        s3_close(&s->base);
+        return rc;
+    }
+    *out = &s->base;
+    return VD_OK;
+}

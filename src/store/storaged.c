@@ -1,2 +1,246 @@
-/* placeholder: being written */
-typedef int vd_placeholder_storaged;
+/*
+ * storaged.c - the http(s):// store: the lakehouse's storaged service
+ * (protocol in schemas/storaged.md).
+ *
+ *   PUT|GET|DELETE <base>/storage/<key as one escaped path segment>
+ *   GET <base>/storage?prefix=P&limit=N[&after=K] -> {"keys":[...], "truncated":bool}
+ *
+ * The key is escaped like Go's url.PathEscape (vd_store_escape), so '/'
+ * travels as %2F and the server decodes it once. An optional bearer token
+ * goes in the Authorization header only; it never appears in a message.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "curl.h"
+#include "store.h"
+
+typedef struct storaged {
+    vd_store base;
+    vd_http *http;
+    char *root; /* "<url without trailing '/'>/storage" */
+    char *auth; /* "Authorization: Bearer ..." or NULL */
+    int page;
+} storaged;
+
+/* "<root>/<escaped key>" (malloc'd) or NULL. */
+static char *object_url(const storaged *s, const char *key)
+{
+    char *esc = vd_store_escape(key, strlen(key)), *u = NULL;
+    if (esc && asprintf(&u, "%s/%s", s->root, esc) < 0) u = NULL;
+    free(esc);
+    return u;
+}
+
+/* Runs one request on key; "what" names the operation and key. */
+static vd_err call(storaged *s, const char *method, const char *url, const char *what,
+                   const void *body, size_t len, vd_http_response *resp, vd_error *err)
+{
+    const char *hdrs[3] = {NULL, NULL, NULL};
+    size_t nh = 0;
+    if (s->auth) hdrs[nh++] = s->auth;
+    if (body) hdrs[nh++] = "Content-Type: application/octet-stream";
+    vd_http_request rq = {
+        .method = method, .url = url, .what = what, .headers = hdrs, .body = body, .body_len = len};
+    vd_err rc = vd_http_do(s->http, &rq, resp, err);
+    return rc;
+}
+
+/* Maps a non-2xx answer to an error naming the key and the status. */
+static vd_err status_error(const char *what, vd_http_response *resp, vd_error *err)
+{
+    vd_http_request rq = {.what = what};
+    vd_err code = VD_ERR_IO;
+    const char *reason = "";
+    if (resp->status == 404) {
+        code = VD_ERR_NOT_FOUND;
+        reason = "(not found)";
+    } else if (resp->status == 401 || resp->status == 403) {
+        reason = "(check store.token)";
+    }
+    return vd_http_status_error(&rq, resp, code, reason, err);
+}
+
+static vd_err sd_put(vd_store *st, const char *key, const void *buf, size_t len, vd_error *err)
+{
+    storaged *s = (storaged *)st;
+    char *url = object_url(s, key), what[300];
+    if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
+    snprintf(what, sizeof what, "storaged PUT %s", key);
+    vd_http_response resp;
+    /* A zero-length object still needs a non-NULL body to be a PUT. */
+    vd_err rc = call(s, "PUT", url, what, len ? buf : "", len, &resp, err);
+    free(url);
+    if (rc) return rc;
+    if (resp.status / 100 != 2) rc = status_error(what, &resp, err);
+    free(resp.body);
+    return rc;
+}
+
+static vd_err sd_get(vd_store *st, const char *key, uint8_t **buf, size_t *len, vd_error *err)
+{
+    storaged *s = (storaged *)st;
+    char *url = object_url(s, key), what[300];
+    if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
+    snprintf(what, sizeof what, "storaged GET %s", key);
+    vd_http_response resp;
+    vd_err rc = call(s, "GET", url, what, NULL, 0, &resp, err);
+    free(url);
+    if (rc) return rc;
+    if (resp.status != 200) {
+        rc = status_error(what, &resp, err);
+        free(resp.body);
+        return rc;
+    }
+    *buf = resp.body;
+    *len = resp.len;
+    return VD_OK;
+}
+
+static vd_err sd_del(vd_store *st, const char *key, vd_error *err)
+{
+    storaged *s = (storaged *)st;
+    char *url = object_url(s, key), what[300];
+    if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
+    snprintf(what, sizeof what, "storaged DELETE %s", key);
+    vd_http_response resp;
+    vd_err rc = call(s, "DELETE", url, what, NULL, 0, &resp, err);
+    free(url);
+    if (rc) return rc;
+    /* Deleting a missing key succeeds: 404 is the answer for it. */
+    if (resp.status / 100 != 2 && resp.status != 404) rc = status_error(what, &resp, err);
+    free(resp.body);
+    return rc;
+}
+
+/* Parses one page; appends its keys to l. Sets *after to the last key
+ * (borrowed from l) when the server says more remain. */
+static vd_err parse_page(const char *what, const vd_http_response *resp, const char *prefix,
+                         vd_store_keylist *l, const char **after, vd_error *err)
+{
+    json_error_t je;
+    json_t *doc = json_loadb((const char *)resp->body, resp->len, 0, &je);
+    json_t *keys = doc ? json_object_get(doc, "keys") : NULL;
+    if (!json_is_array(keys)) {
+        json_decref(doc);
+        return vd_error_set(err, VD_ERR_DECODE, "%s: answer is not {\"keys\": [...]}", what);
+    }
+    vd_err rc = VD_OK;
+    const char *last = NULL;
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k)
+    {
+        const char *v = json_string_value(k);
+        if (!v) {
+            rc = vd_error_set(err, VD_ERR_DECODE, "%s: keys[%zu] is not a string", what, i);
+            break;
+        }
+        if (strncmp(v, prefix, strlen(prefix)) != 0) continue; /* a lax server */
+        if (vd_store_keylist_push(l, v, json_string_length(k))) {
+            rc = vd_error_set(err, VD_ERR_NOMEM, "%s: out of memory", what);
+            break;
+        }
+        last = l->k[l->n - 1];
+    }
+    *after = NULL;
+    if (!rc && json_is_true(json_object_get(doc, "truncated"))) {
+        if (!last) rc = vd_error_set(err, VD_ERR_DECODE, "%s: truncated page without keys", what);
+        *after = last;
+    }
+    json_decref(doc);
+    return rc;
+}
+
+static vd_err sd_list(vd_store *st, const char *prefix, char ***keys, size_t *n, vd_error *err)
+{
+    storaged *s = (storaged *)st;
+    vd_store_keylist l = {NULL, 0, 0};
+    char what[300];
+    snprintf(what, sizeof what, "storaged list prefix \"%s\"", prefix);
+    const char *after = NULL;
+    vd_err rc = VD_OK;
+    do {
+        char *url = NULL, *pre = vd_store_escape(prefix, strlen(prefix));
+        char *aft = after ? vd_store_escape(after, strlen(after)) : NULL;
+        if (pre && (!after || aft) &&
+            asprintf(&url, "%s?prefix=%s&limit=%d%s%s", s->root, pre, s->page, aft ? "&after=" : "",
+                     aft ? aft : "") < 0)
+            url = NULL;
+        free(pre);
+        free(aft);
+        if (!url) {
+            rc = vd_error_set(err, VD_ERR_NOMEM, "out of memory");
+            break;
+        }
+        vd_http_response resp;
+        rc = call(s, "GET", url, what, NULL, 0, &resp, err);
+        free(url);
+        if (rc) break;
+        if (resp.status != 200)
+            rc = status_error(what, &resp, err);
+        else
+            rc = parse_page(what, &resp, prefix, &l, &after, err);
+        free(resp.body);
+    } while (!rc && after);
+    if (rc) {
+        vd_store_keys_free(l.k, l.n);
+        return rc;
+    }
+    vd_store_keylist_sort(&l);
+    *keys = l.k;
+    *n = l.n;
+    return VD_OK;
+}
+
+static void sd_close(vd_store *st)
+{
+    storaged *s = (storaged *)st;
+    vd_http_free(s->http);
+    free(s->root);
+    free(s->auth);
+    free(s->base.url);
+    free(s);
+}
+
+static const vd_store_ops storaged_ops = {"storaged", sd_put, sd_get, sd_del, sd_list, sd_close};
+
+vd_err vd_store_storaged_open(vd_store **out, const char *url, const vd_store_options *o,
+                              vd_error *err)
+{
+    const char *host = strstr(url, "://") + 3;
+    if (strchr(host, '@'))
+        return vd_error_set(err, VD_ERR_CONFIG,
+                            "store.url: %.*s...: user info in the URL is not supported; put the "
+                            "token in store.token (or VECTORD_STORE_TOKEN)",
+                            (int)(host - url), url);
+    if (!*host || *host == '/' || strchr(url, '?') || strchr(url, '#'))
+        return vd_error_set(err, VD_ERR_CONFIG,
+                            "store.url: \"%.64s\": expected http(s)://host[:port][/base] "
+                            "(no query or fragment)",
+                            url);
+    storaged *s = calloc(1, sizeof *s);
+    if (!s) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
+    s->base.ops = &storaged_ops;
+    s->page = o->list_page_size > 0 ? o->list_page_size : 1000;
+    size_t n = strlen(url);
+    while (n && url[n - 1] == '/') n--;
+    int bad = !(s->base.url = strdup(url));
+    if (!bad && asprintf(&s->root, "%.*s/storage", (int)n, url) < 0) s->root = NULL, bad = 1;
+    if (!bad && o->token && *o->token &&
+        asprintf(&s->auth, "Authorization: Bearer %s", o->token) < 0)
+        s->auth = NULL, bad = 1;
+    if (bad) {
+        sd_close(&s->base);
+        return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
+    }
+    vd_err rc = vd_http_new(&s->http, o, err);
+    if (rc) {
+        sd_close(&s->base);
+        return rc;
+    }
+    *out = &s->base;
+    return VD_OK;
+}

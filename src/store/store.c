@@ -7,9 +7,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-vd_err vd_store_open(vd_store **out, const char *url, vd_error *err)
+void vd_store_options_init(vd_store_options *o)
 {
+    memset(o, 0, sizeof *o);
+    o->connect_timeout_ms = 5000;
+    o->request_timeout_ms = 300000;
+    o->retries = 3;
+    o->retry_backoff_ms = 100;
+    o->retry_backoff_max_ms = 2000;
+    o->list_page_size = 1000;
+}
+
+vd_err vd_store_open(vd_store **out, const char *url, const vd_store_options *opts, vd_error *err)
+{
+    vd_store_options defaults;
+    if (!opts) {
+        vd_store_options_init(&defaults);
+        opts = &defaults;
+    }
     if (!url || !*url) return vd_error_set(err, VD_ERR_CONFIG, "store.url: empty");
+    if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)
+        return vd_store_storaged_open(out, url, opts, err);
+    if (strncmp(url, "s3://", 5) == 0) return vd_store_s3_open(out, url, opts, err);
     if (strncmp(url, "file://", 7) == 0) {
         const char *root = url + 7;
         if (*root != '/')
@@ -20,8 +39,9 @@ vd_err vd_store_open(vd_store **out, const char *url, vd_error *err)
         return vd_store_file_open(out, url, root, err);
     }
     if (!strstr(url, "://")) return vd_store_file_open(out, url, url, err);
-    return vd_error_set(err, VD_ERR_CONFIG,
-                        "store.url: \"%.64s\": unsupported scheme (this build has file://)", url);
+    return vd_error_set(
+        err, VD_ERR_CONFIG,
+        "store.url: \"%.64s\": unsupported scheme (file://, http://, https://, s3://)", url);
 }
 
 void vd_store_close(vd_store *s)
@@ -64,6 +84,42 @@ void vd_store_keys_free(char **keys, size_t n)
     if (!keys) return;
     for (size_t i = 0; i < n; i++) free(keys[i]);
     free(keys);
+}
+
+int vd_store_keylist_push(vd_store_keylist *l, const char *key, size_t len)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **k = realloc(l->k, cap * sizeof *k);
+        if (!k) return -1;
+        l->k = k;
+        l->cap = cap;
+    }
+    char *c = malloc(len + 1);
+    if (!c) return -1;
+    memcpy(c, key, len);
+    c[len] = '\0';
+    l->k[l->n++] = c;
+    return 0;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void vd_store_keylist_sort(vd_store_keylist *l)
+{
+    if (l->n < 2) return;
+    qsort(l->k, l->n, sizeof *l->k, key_cmp);
+    size_t w = 1;
+    for (size_t r = 1; r < l->n; r++) {
+        if (strcmp(l->k[r], l->k[w - 1]) == 0)
+            free(l->k[r]);
+        else
+            l->k[w++] = l->k[r];
+    }
+    l->n = w;
 }
 
 int vd_store_key_valid(const char *key)

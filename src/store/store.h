@@ -4,8 +4,11 @@
  * operations (vd_store_ops), chosen by the URL's scheme:
  *
  *   file:///var/lib/vectord   (or a plain path)   local files, atomic puts
- *   http(s)://host:port       storaged            (later)
- *   s3://bucket/prefix        S3 API              (later)
+ *   http(s)://host:port[/base] storaged (schemas/storaged.md)    storaged.c
+ *   s3://bucket[/prefix]      any S3 API, SigV4 signed by libcurl  s3.c
+ *
+ * The two remote backends share curl.c: timeouts, retries with backoff and
+ * jitter, status-code handling. docs/stores.md is the user's page.
  *
  * Keys are '/'-separated relative paths of printable bytes without empty,
  * "." or ".." segments; a put is atomic: a reader sees the old object or
@@ -41,12 +44,33 @@ struct vd_store {
     char *url; /* as given, for logs; never holds secrets */
 };
 
+/* Settings of the remote backends (the file backend ignores them). The
+ * worker fills them from the store.* configuration keys. Strings are
+ * borrowed for the duration of vd_store_open only. */
+typedef struct vd_store_options {
+    const char *token;          /* storaged bearer token; NULL/"": none */
+    const char *s3_endpoint;    /* NULL/"": AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS */
+    const char *s3_region;      /* NULL/"": AWS_REGION, AWS_DEFAULT_REGION, us-east-1 */
+    const char *s3_addressing;  /* "auto" (NULL), "path" or "virtual" */
+    int64_t connect_timeout_ms; /* per connection attempt */
+    int64_t request_timeout_ms; /* per request, transfer included */
+    int retries;                /* after a connection error, 5xx or 429 */
+    int64_t retry_backoff_ms;   /* first delay; doubles; full jitter */
+    int64_t retry_backoff_max_ms;
+    int list_page_size; /* keys asked for per list request (S3 max-keys, storaged limit) */
+} vd_store_options;
+
+/* The defaults: the same as the configuration's defaults. */
+void vd_store_options_init(vd_store_options *o);
+
 /*
- * Opens the store named by url. On success *out must be closed with
- * vd_store_close. Errors: VD_ERR_CONFIG (unknown scheme, bad URL, naming
- * it), VD_ERR_IO (cannot create the directory), VD_ERR_NOMEM.
+ * Opens the store named by url with options opts (NULL: defaults). On
+ * success *out must be closed with vd_store_close; on failure *out is
+ * untouched. Errors: VD_ERR_CONFIG (unknown scheme, bad URL, missing S3
+ * credentials; the message names store.url or the variable),
+ * VD_ERR_IO (cannot create the directory), VD_ERR_NOMEM.
  */
-vd_err vd_store_open(vd_store **out, const char *url, vd_error *err);
+vd_err vd_store_open(vd_store **out, const char *url, const vd_store_options *opts, vd_error *err);
 
 /* Closes and frees. NULL is accepted. */
 void vd_store_close(vd_store *s);
@@ -75,7 +99,22 @@ char *vd_store_escape(const char *s, size_t len);
  */
 char *vd_store_index_key(const char *name, size_t name_len);
 
+/* For backends: a growing list of keys. */
+typedef struct vd_store_keylist {
+    char **k;
+    size_t n, cap;
+} vd_store_keylist;
+
+/* Appends a copy of key[0..len). Returns 0, or -1 when out of memory. */
+int vd_store_keylist_push(vd_store_keylist *l, const char *key, size_t len);
+
+/* Sorts bytewise and drops duplicates. */
+void vd_store_keylist_sort(vd_store_keylist *l);
+
 /* Backend constructors, used by vd_store_open. */
 vd_err vd_store_file_open(vd_store **out, const char *url, const char *root, vd_error *err);
+vd_err vd_store_storaged_open(vd_store **out, const char *url, const vd_store_options *o,
+                              vd_error *err);
+vd_err vd_store_s3_open(vd_store **out, const char *url, const vd_store_options *o, vd_error *err);
 
 #endif

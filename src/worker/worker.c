@@ -1087,6 +1087,21 @@ static int ready(void *ctx, FILE *out)
     return ok;
 }
 
+/* The store.* keys as the store's options (strings stay owned by cfg). */
+static void store_options(const vd_config *cfg, vd_store_options *o)
+{
+    vd_store_options_init(o);
+    o->token = vd_config_str(cfg, "store.token");
+    o->s3_endpoint = vd_config_str(cfg, "store.s3.endpoint");
+    o->s3_region = vd_config_str(cfg, "store.s3.region");
+    o->s3_addressing = vd_config_str(cfg, "store.s3.addressing");
+    o->connect_timeout_ms = vd_config_int(cfg, "store.connect.timeout.ms");
+    o->request_timeout_ms = vd_config_int(cfg, "store.request.timeout.ms");
+    o->retries = (int)vd_config_int(cfg, "store.retries");
+    o->retry_backoff_ms = vd_config_int(cfg, "store.retry.backoff.ms");
+    o->retry_backoff_max_ms = vd_config_int(cfg, "store.retry.backoff.max.ms");
+}
+
 vd_err vd_worker_new(vd_worker **out, const vd_config *cfg, const vd_logger *lg, vd_error *err)
 {
     vd_worker *w = calloc(1, sizeof *w);
@@ -1129,7 +1144,9 @@ vd_err vd_worker_new(vd_worker **out, const vd_config *cfg, const vd_logger *lg,
         rc = vd_error_set(err, VD_ERR_NOMEM, "worker: out of memory");
         goto fail;
     }
-    if ((rc = vd_store_open(&w->store, vd_config_str(cfg, "store.url"), err))) goto fail;
+    vd_store_options so;
+    store_options(cfg, &so);
+    if ((rc = vd_store_open(&w->store, vd_config_str(cfg, "store.url"), &so, err))) goto fail;
 
     char errstr[512];
     const char *pdefaults[] = {"partitioner",        "murmur2_random", "linger.ms", "1",

@@ -1,7 +1,12 @@
 /*
  * test_store.c - conformance cases for a vd_store backend. By default they
  * run against a file:// store in a fresh temp directory; VD_STORE_URL
- * points them at another backend (the same cases serve every backend).
+ * points them at another backend (the same cases serve every backend):
+ * tests/integration/store_conformance.sh runs them against the reference
+ * storaged server and against s3proxy. Other variables:
+ *   VD_STORE_TOKEN        storaged bearer token
+ *   VD_STORE_BIG_MB       size of the large round trip (default 256)
+ *   VD_STORAGED_FAIL_FILE the reference server answers 500 while it exists
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,15 +14,33 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/store.h"
 
 static char tmpdir[256];
+static char url_used[320];
+
+/* Opens the store under test again (a second client), with options. */
+static vd_store *open_again(int page)
+{
+    vd_store_options o;
+    vd_store_options_init(&o);
+    o.token = getenv("VD_STORE_TOKEN");
+    o.retry_backoff_ms = 10;
+    o.retry_backoff_max_ms = 50;
+    if (page) o.list_page_size = page;
+    vd_store *s = NULL;
+    vd_error err;
+    if (vd_store_open(&s, url_used, &o, &err)) fprintf(stderr, "open %s: %s\n", url_used, err.msg);
+    return s;
+}
 
 static int setup(void **state)
 {
@@ -29,12 +52,9 @@ static int setup(void **state)
         snprintf(buf, sizeof buf, "file://%s/root", tmpdir);
         url = buf;
     }
-    vd_store *s;
-    vd_error err;
-    if (vd_store_open(&s, url, &err)) {
-        fprintf(stderr, "open %s: %s\n", url, err.msg);
-        return -1;
-    }
+    snprintf(url_used, sizeof url_used, "%s", url);
+    vd_store *s = open_again(0);
+    if (!s) return -1;
     *state = s;
     return 0;
 }
@@ -73,9 +93,42 @@ static void test_round_trips(void **state)
     put_get(s, "dir/big.bin", b, big);
     free(b);
     put_get(s, "a/b/c/deep key with spaces", "x", 1);
+    put_get(s, "plus+and=eq&amp;?#", "w", 1);
     put_get(s, "pct%2Fname%", "y", 1);
     put_get(s, "_vectors/caf\xc3\xa9-\xe6\x97\xa5\xe6\x9c\xac.lhv1", "z", 1);
     put_get(s, "small", "replaced", 8); /* overwrite */
+}
+
+/* An object of several hundred MB (256 by default) goes through intact. */
+static void test_large_object(void **state)
+{
+    vd_store *s = *state;
+    const char *mb = getenv("VD_STORE_BIG_MB");
+    size_t big = (size_t)(mb ? atol(mb) : 256) << 20;
+    uint8_t *b = malloc(big);
+    assert_non_null(b);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i + 8 <= big; i += 8) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        memcpy(b + i, &x, 8);
+    }
+    struct timespec t0, t1, t2;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    vd_error err;
+    assert_int_equal(vd_store_put(s, "large/object.bin", b, big, &err), VD_OK);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    uint8_t *got = NULL;
+    size_t got_len = 0;
+    assert_int_equal(vd_store_get(s, "large/object.bin", &got, &got_len, &err), VD_OK);
+    clock_gettime(CLOCK_MONOTONIC, &t2);
+    assert_int_equal(got_len, big);
+    assert_memory_equal(got, b, big);
+    double put_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    double get_s = (double)(t2.tv_sec - t1.tv_sec) + (double)(t2.tv_nsec - t1.tv_nsec) / 1e9;
+    printf("large object: %zu MB, put %.2f s, get %.2f s\n", big >> 20, put_s, get_s);
+    free(got);
+    free(b);
+    assert_int_equal(vd_store_del(s, "large/object.bin", &err), VD_OK);
 }
 
 static void test_missing(void **state)
@@ -120,6 +173,133 @@ static void test_list(void **state)
     vd_store_keys_free(got, n);
 }
 
+/* A listing longer than one page comes back whole and sorted. */
+static void test_list_pages(void **state)
+{
+    vd_store *s = *state;
+    vd_error err;
+    char key[64];
+    for (int i = 0; i < 23; i++) {
+        snprintf(key, sizeof key, "pages/%s%02d", i % 2 ? "odd/" : "", 22 - i);
+        assert_int_equal(vd_store_put(s, key, "p", 1, &err), VD_OK);
+    }
+    assert_int_equal(vd_store_put(s, "pagesX", "p", 1, &err), VD_OK);
+    vd_store *small = open_again(4); /* 4 keys per request: 6 pages */
+    assert_non_null(small);
+    char **got;
+    size_t n;
+    assert_int_equal(vd_store_list(small, "pages/", &got, &n, &err), VD_OK);
+    assert_int_equal(n, 23);
+    for (size_t i = 1; i < n; i++) assert_true(strcmp(got[i - 1], got[i]) < 0);
+    assert_string_equal(got[0], "pages/00");
+    assert_string_equal(got[22], "pages/odd/21");
+    vd_store_keys_free(got, n);
+    assert_int_equal(vd_store_list(small, "", &got, &n, &err), VD_OK);
+    assert_true(n >= 24);
+    vd_store_keys_free(got, n);
+    vd_store_close(small);
+}
+
+/* A reader racing a writer sees a whole old object or a whole new one. */
+typedef struct race {
+    vd_store *s;
+    volatile int stop;
+    int torn, seen[2];
+} race;
+
+#define RACE_A (3u << 20)
+#define RACE_B (5u << 20)
+
+static void *race_reader(void *arg)
+{
+    race *r = arg;
+    while (!r->stop) {
+        uint8_t *buf;
+        size_t len;
+        vd_error err;
+        if (vd_store_get(r->s, "race/obj", &buf, &len, &err)) continue;
+        uint8_t want = len == RACE_A ? 'A' : 'B';
+        if (len != RACE_A && len != RACE_B) r->torn++;
+        for (size_t i = 0; i < len; i += 4093)
+            if (buf[i] != want) {
+                r->torn++;
+                break;
+            }
+        if (len && buf[len - 1] != want) r->torn++;
+        r->seen[want == 'B']++;
+        free(buf);
+    }
+    return NULL;
+}
+
+static void test_no_torn_reads(void **state)
+{
+    vd_store *s = *state;
+    vd_error err;
+    uint8_t *a = malloc(RACE_A), *b = malloc(RACE_B);
+    memset(a, 'A', RACE_A);
+    memset(b, 'B', RACE_B);
+    assert_int_equal(vd_store_put(s, "race/obj", a, RACE_A, &err), VD_OK);
+    race r = {.s = open_again(0)};
+    assert_non_null(r.s);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, race_reader, &r), 0);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(vd_store_put(s, "race/obj", i % 2 ? a : b, i % 2 ? RACE_A : RACE_B, &err),
+                         VD_OK);
+    r.stop = 1;
+    pthread_join(t, NULL);
+    vd_store_close(r.s);
+    printf("racing reads: %d of A, %d of B, %d torn\n", r.seen[0], r.seen[1], r.torn);
+    assert_int_equal(r.torn, 0);
+    assert_true(r.seen[0] + r.seen[1] > 0);
+    free(a);
+    free(b);
+}
+
+/* Remote backends: an unreachable server, a server answering 500 and a
+ * wrong token give errors that name the key and the status, after the
+ * configured retries, without the secret. */
+static void test_remote_failures(void **state)
+{
+    (void)state;
+    vd_error err;
+    vd_store_options o;
+    vd_store_options_init(&o);
+    o.retries = 2;
+    o.retry_backoff_ms = 5;
+    o.connect_timeout_ms = 500;
+    vd_store *s;
+    assert_int_equal(vd_store_open(&s, "http://127.0.0.1:1", &o, &err), VD_OK);
+    assert_int_equal(vd_store_put(s, "_vectors/x.lhv1", "v", 1, &err), VD_ERR_IO);
+    assert_non_null(strstr(err.msg, "_vectors/x.lhv1"));
+    assert_non_null(strstr(err.msg, "3 attempts"));
+    vd_store_close(s);
+
+    const char *fail = getenv("VD_STORAGED_FAIL_FILE");
+    if (!fail) return;
+    FILE *f = fopen(fail, "w");
+    assert_non_null(f);
+    fclose(f);
+    vd_store *r = open_again(0);
+    assert_non_null(r);
+    assert_int_equal(vd_store_put(r, "fail/x", "v", 1, &err), VD_ERR_IO);
+    assert_non_null(strstr(err.msg, "fail/x"));
+    assert_non_null(strstr(err.msg, "HTTP 500"));
+    unlink(fail);
+    assert_int_equal(vd_store_put(r, "fail/x", "v", 1, &err), VD_OK);
+    vd_store_close(r);
+
+    const char *token = getenv("VD_STORE_TOKEN");
+    if (!token || !*token) return;
+    o.token = "wrong-token-do-not-print";
+    assert_int_equal(vd_store_open(&s, url_used, &o, &err), VD_OK);
+    assert_int_equal(vd_store_get(s, "fail/x", (uint8_t **)&fail, &(size_t){0}, &err), VD_ERR_IO);
+    assert_non_null(strstr(err.msg, "HTTP 401"));
+    assert_null(strstr(err.msg, "wrong-token"));
+    vd_store_close(s);
+}
+
 static void test_bad_keys(void **state)
 {
     vd_store *s = *state;
@@ -151,12 +331,25 @@ static void test_open_errors(void **state)
     (void)state;
     vd_store *s = NULL;
     vd_error err;
-    assert_int_equal(vd_store_open(&s, "gopher://x", &err), VD_ERR_CONFIG);
+    assert_int_equal(vd_store_open(&s, "gopher://x", NULL, &err), VD_ERR_CONFIG);
     assert_non_null(strstr(err.msg, "store.url"));
-    assert_int_equal(vd_store_open(&s, "file://relative/path", &err), VD_ERR_CONFIG);
-    assert_int_equal(vd_store_open(&s, "", &err), VD_ERR_CONFIG);
+    assert_int_equal(vd_store_open(&s, "file://relative/path", NULL, &err), VD_ERR_CONFIG);
+    assert_int_equal(vd_store_open(&s, "", NULL, &err), VD_ERR_CONFIG);
     assert_null(s);
-    assert_int_equal(vd_store_open(&s, "file:///proc/vd-cannot-create/x", &err), VD_ERR_IO);
+    assert_int_equal(vd_store_open(&s, "file:///proc/vd-cannot-create/x", NULL, &err), VD_ERR_IO);
+    assert_int_equal(vd_store_open(&s, "s3://", NULL, &err), VD_ERR_CONFIG);
+    assert_int_equal(vd_store_open(&s, "s3://Bad_Bucket/x", NULL, &err), VD_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "bucket"));
+    assert_int_equal(vd_store_open(&s, "http://user:pw@host/", NULL, &err), VD_ERR_CONFIG);
+    assert_null(strstr(err.msg, "pw@"));
+    assert_int_equal(vd_store_open(&s, "http://", NULL, &err), VD_ERR_CONFIG);
+    char *ak = getenv("AWS_ACCESS_KEY_ID") ? strdup(getenv("AWS_ACCESS_KEY_ID")) : NULL;
+    unsetenv("AWS_ACCESS_KEY_ID");
+    assert_int_equal(vd_store_open(&s, "s3://bucket/p", NULL, &err), VD_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "AWS_ACCESS_KEY_ID"));
+    if (ak) setenv("AWS_ACCESS_KEY_ID", ak, 1);
+    free(ak);
+    assert_null(s);
 }
 
 /* A crash between write and rename leaves a temp file: never listed, and
@@ -177,7 +370,7 @@ static void test_temp_files(void **state)
     vd_error err;
     char url[320];
     snprintf(url, sizeof url, "file://%s", dir);
-    assert_int_equal(vd_store_open(&s, url, &err), VD_OK);
+    assert_int_equal(vd_store_open(&s, url, NULL, &err), VD_OK);
     char **keys;
     size_t n;
     assert_int_equal(vd_store_list(s, "", &keys, &n, &err), VD_OK);
@@ -190,9 +383,11 @@ static void test_temp_files(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trips), cmocka_unit_test(test_missing),
-        cmocka_unit_test(test_list),        cmocka_unit_test(test_bad_keys),
-        cmocka_unit_test(test_index_key),   cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_round_trips),     cmocka_unit_test(test_large_object),
+        cmocka_unit_test(test_missing),         cmocka_unit_test(test_list),
+        cmocka_unit_test(test_list_pages),      cmocka_unit_test(test_no_torn_reads),
+        cmocka_unit_test(test_remote_failures), cmocka_unit_test(test_bad_keys),
+        cmocka_unit_test(test_index_key),       cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_temp_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,75 @@
+/*
+ * curl.h - the HTTP client shared by the remote stores (storaged, S3):
+ * one libcurl easy handle per store (connections are reused), connect and
+ * total timeouts, and retries with exponential backoff and full jitter on
+ * connection errors, 5xx and 429. Everything else is the caller's: a final
+ * answer of any status is returned, and the caller decides what 404 or 403
+ * means for its protocol.
+ *
+ * Bodies are never copied: an upload is read from the caller's buffer, a
+ * download is written into one buffer sized from Content-Length when the
+ * server sends it, so an object of several hundred MB is in memory once.
+ */
+#ifndef VD_STORE_CURL_H
+#define VD_STORE_CURL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+typedef struct vd_http vd_http;
+
+typedef struct vd_http_request {
+    const char *method;   /* "GET", "PUT", "DELETE" */
+    const char *url;      /* already escaped */
+    const char *what;     /* for messages: "storaged PUT <key>" (no secrets) */
+    const char **headers; /* NULL-terminated "Name: value" lines, or NULL */
+    const void *body;     /* PUT body (borrowed), body_len bytes */
+    size_t body_len;
+    /* S3: libcurl's SigV4 ("aws:amz:<region>:s3") and the key pair. */
+    const char *sigv4;
+    const char *user, *password;
+} vd_http_request;
+
+typedef struct vd_http_response {
+    long status;   /* HTTP status of the final answer */
+    uint8_t *body; /* malloc'd (caller frees with free), len bytes, NUL after */
+    size_t len;
+} vd_http_response;
+
+/* Creates a client with the timeouts and retry policy of o. Errors:
+ * VD_ERR_NOMEM. */
+vd_err vd_http_new(vd_http **out, const vd_store_options *o, vd_error *err);
+
+/* Frees the client and its connections. NULL is accepted. */
+void vd_http_free(vd_http *h);
+
+/*
+ * Performs rq, retrying connection errors, timeouts, 5xx and 429 answers up
+ * to the configured number of times. Returns VD_OK when an answer arrived
+ * (any status, the last one if every attempt got 5xx: resp->status tells);
+ * resp->body must then be freed by the caller. Errors when no answer came:
+ * VD_ERR_TIMEOUT, VD_ERR_IO (connection refused, reset, TLS ...),
+ * VD_ERR_NOMEM; the message starts with rq->what. Thread-safe: requests on
+ * one client are serialised.
+ */
+vd_err vd_http_do(vd_http *h, const vd_http_request *rq, vd_http_response *resp, vd_error *err);
+
+/*
+ * Sets err for an answer that is not a success: "<what>: HTTP <status>
+ * <reason>: <start of the body, printable>" with the given code. Returns
+ * code.
+ */
+vd_err vd_http_status_error(const vd_http_request *rq, const vd_http_response *resp, vd_err code,
+                            const char *reason, vd_error *err);
+
+/* Appends s[0..len) percent-encoded to *out (malloc'd, grown; *out may be
+ * NULL). Unreserved bytes A-Z a-z 0-9 - _ . ~ are kept, and '/' when
+ * keep_slash. Returns 0, or -1 when out of memory. */
+int vd_http_escape_append(char **out, const char *s, size_t len, int keep_slash);
+
+/* Decodes %XX sequences of s in place. Returns 0, or -1 on a bad escape. */
+int vd_http_unescape(char *s);
+
+#endif
