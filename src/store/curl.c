@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-struct vd_http {
+struct vd_curl {
     pthread_mutex_t mu;
     CURL *easy;
     vd_store_options o;
@@ -33,12 +33,12 @@ static void global_init(void)
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-vd_err vd_http_new(vd_http **out, const vd_store_options *o, vd_error *err)
+vd_err vd_curl_new(vd_curl **out, const vd_store_options *o, vd_error *err)
 {
     pthread_once(&global_once, global_init);
     if (global_rc)
         return vd_error_set(err, VD_ERR_IO, "libcurl: %s", curl_easy_strerror(global_rc));
-    vd_http *h = calloc(1, sizeof *h);
+    vd_curl *h = calloc(1, sizeof *h);
     if (!h) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
     h->easy = curl_easy_init();
     if (!h->easy) {
@@ -54,7 +54,7 @@ vd_err vd_http_new(vd_http **out, const vd_store_options *o, vd_error *err)
     return VD_OK;
 }
 
-void vd_http_free(vd_http *h)
+void vd_curl_free(vd_curl *h)
 {
     if (!h) return;
     curl_easy_cleanup(h->easy);
@@ -153,7 +153,7 @@ static int retryable_status(long status)
     return status >= 500 || status == 429;
 }
 
-static uint64_t next_rand(vd_http *h)
+static uint64_t next_rand(vd_curl *h)
 {
     /* xorshift64*: enough for jitter. */
     h->rng ^= h->rng >> 12;
@@ -163,7 +163,7 @@ static uint64_t next_rand(vd_http *h)
 }
 
 /* Full jitter: a uniform delay in [0, min(max, base * 2^attempt)]. */
-static void backoff(vd_http *h, int attempt)
+static void backoff(vd_curl *h, int attempt)
 {
     double cap = (double)h->o.retry_backoff_ms;
     for (int i = 0; i < attempt && cap < (double)h->o.retry_backoff_max_ms; i++) cap *= 2;
@@ -175,7 +175,7 @@ static void backoff(vd_http *h, int attempt)
     }
 }
 
-static CURLcode perform_once(vd_http *h, const vd_http_request *rq, struct curl_slist *hdrs,
+static CURLcode perform_once(vd_curl *h, const vd_curl_request *rq, struct curl_slist *hdrs,
                              upload *up, download *down, long *status)
 {
     CURL *e = h->easy;
@@ -211,7 +211,7 @@ static CURLcode perform_once(vd_http *h, const vd_http_request *rq, struct curl_
     return c;
 }
 
-vd_err vd_http_do(vd_http *h, const vd_http_request *rq, vd_http_response *resp, vd_error *err)
+vd_err vd_curl_do(vd_curl *h, const vd_curl_request *rq, vd_curl_response *resp, vd_error *err)
 {
     struct curl_slist *hdrs = NULL;
     for (const char **p = rq->headers; p && *p; p++) {
@@ -263,7 +263,7 @@ vd_err vd_http_do(vd_http *h, const vd_http_request *rq, vd_http_response *resp,
     return VD_OK;
 }
 
-vd_err vd_http_status_error(const vd_http_request *rq, const vd_http_response *resp, vd_err code,
+vd_err vd_curl_status_error(const vd_curl_request *rq, const vd_curl_response *resp, vd_err code,
                             const char *reason, vd_error *err)
 {
     char snippet[96];
@@ -283,7 +283,7 @@ vd_err vd_http_status_error(const vd_http_request *rq, const vd_http_response *r
 /* ------------------------------------------------------------------ */
 /* Escaping. */
 
-int vd_http_escape_append(char **out, const char *s, size_t len, int keep_slash)
+int vd_curl_escape_append(char **out, const char *s, size_t len, int keep_slash)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t old = *out ? strlen(*out) : 0;
@@ -303,30 +303,5 @@ int vd_http_escape_append(char **out, const char *s, size_t len, int keep_slash)
     }
     *p = 0;
     *out = b;
-    return 0;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-int vd_http_unescape(char *s)
-{
-    char *w = s;
-    for (const char *r = s; *r; r++) {
-        if (*r != '%') {
-            *w++ = *r;
-            continue;
-        }
-        int hi = hexval(r[1]), lo = hi < 0 ? -1 : hexval(r[2]);
-        if (hi < 0 || lo < 0) return -1;
-        *w++ = (char)(hi << 4 | lo);
-        r += 2;
-    }
-    *w = 0;
     return 0;
 }

@@ -18,9 +18,9 @@
 
 #include "store.h"
 
-typedef struct vd_http vd_http;
+typedef struct vd_curl vd_curl;
 
-typedef struct vd_http_request {
+typedef struct vd_curl_request {
     const char *method;   /* "GET", "PUT", "DELETE" */
     const char *url;      /* already escaped */
     const char *what;     /* for messages: "storaged PUT <key>" (no secrets) */
@@ -30,20 +30,20 @@ typedef struct vd_http_request {
     /* S3: libcurl's SigV4 ("aws:amz:<region>:s3") and the key pair. */
     const char *sigv4;
     const char *user, *password;
-} vd_http_request;
+} vd_curl_request;
 
-typedef struct vd_http_response {
+typedef struct vd_curl_response {
     long status;   /* HTTP status of the final answer */
     uint8_t *body; /* malloc'd (caller frees with free), len bytes, NUL after */
     size_t len;
-} vd_http_response;
+} vd_curl_response;
 
 /* Creates a client with the timeouts and retry policy of o. Errors:
  * VD_ERR_NOMEM. */
-vd_err vd_http_new(vd_http **out, const vd_store_options *o, vd_error *err);
+vd_err vd_curl_new(vd_curl **out, const vd_store_options *o, vd_error *err);
 
 /* Frees the client and its connections. NULL is accepted. */
-void vd_http_free(vd_http *h);
+void vd_curl_free(vd_curl *h);
 
 /*
  * Performs rq, retrying connection errors, timeouts, 5xx and 429 answers up
@@ -54,22 +54,19 @@ void vd_http_free(vd_http *h);
  * VD_ERR_NOMEM; the message starts with rq->what. Thread-safe: requests on
  * one client are serialised.
  */
-vd_err vd_http_do(vd_http *h, const vd_http_request *rq, vd_http_response *resp, vd_error *err);
+vd_err vd_curl_do(vd_curl *h, const vd_curl_request *rq, vd_curl_response *resp, vd_error *err);
 
 /*
  * Sets err for an answer that is not a success: "<what>: HTTP <status>
  * <reason>: <start of the body, printable>" with the given code. Returns
  * code.
  */
-vd_err vd_http_status_error(const vd_http_request *rq, const vd_http_response *resp, vd_err code,
+vd_err vd_curl_status_error(const vd_curl_request *rq, const vd_curl_response *resp, vd_err code,
                             const char *reason, vd_error *err);
 
 /* Appends s[0..len) percent-encoded to *out (malloc'd, grown; *out may be
  * NULL). Unreserved bytes A-Z a-z 0-9 - _ . ~ are kept, and '/' when
  * keep_slash. Returns 0, or -1 when out of memory. */
-int vd_http_escape_append(char **out, const char *s, size_t len, int keep_slash);
-
-/* Decodes %XX sequences of s in place. Returns 0, or -1 on a bad escape. */
-int vd_http_unescape(char *s);
+int vd_curl_escape_append(char **out, const char *s, size_t len, int keep_slash);
 
 #endif

@@ -26,7 +26,7 @@
 
 typedef struct s3 {
     vd_store base;
-    vd_http *http;
+    vd_curl *http;
     char *base_url; /* where keys are appended: ".../bucket" or "scheme://bucket.host" */
     char *prefix;   /* "" or "some/prefix/" */
     char *sigv4;    /* "aws:amz:<region>:s3" */
@@ -52,13 +52,13 @@ static const char *first(const char *a, const char *b, const char *c)
 /* Requests. */
 
 static vd_err call(s3 *s, const char *method, const char *url, const char *what, const void *body,
-                   size_t len, vd_http_response *resp, vd_error *err)
+                   size_t len, vd_curl_response *resp, vd_error *err)
 {
     const char *hdrs[4] = {"x-amz-content-sha256: UNSIGNED-PAYLOAD", NULL, NULL, NULL};
     size_t nh = 1;
     if (s->token_hdr) hdrs[nh++] = s->token_hdr;
     if (body) hdrs[nh++] = "Content-Type: application/octet-stream";
-    vd_http_request rq = {.method = method,
+    vd_curl_request rq = {.method = method,
                           .url = url,
                           .what = what,
                           .headers = hdrs,
@@ -67,7 +67,7 @@ static vd_err call(s3 *s, const char *method, const char *url, const char *what,
                           .sigv4 = s->sigv4,
                           .user = s->access_key,
                           .password = s->secret_key};
-    return vd_http_do(s->http, &rq, resp, err);
+    return vd_curl_do(s->http, &rq, resp, err);
 }
 
 /* The text of the first <tag>...</tag> in xml[0..len), entities decoded,
@@ -135,7 +135,7 @@ static int xml_text(const char *xml, size_t len, const char *tag, char *out, siz
 }
 
 /* An S3 error answer: "<what>: HTTP <status> <Code>: <Message>". */
-static vd_err status_error(const char *what, vd_http_response *resp, vd_error *err)
+static vd_err status_error(const char *what, vd_curl_response *resp, vd_error *err)
 {
     char code[64] = "", msg[160] = "";
     xml_text((const char *)resp->body, resp->len, "Code", code, sizeof code, NULL);
@@ -145,8 +145,8 @@ static vd_err status_error(const char *what, vd_http_response *resp, vd_error *e
     if (*code)
         return vd_error_set(err, rc, "%s: HTTP %ld %s%s%s", what, resp->status, code,
                             *msg ? ": " : "", msg);
-    vd_http_request rq = {.what = what};
-    return vd_http_status_error(&rq, resp, rc, "", err);
+    vd_curl_request rq = {.what = what};
+    return vd_curl_status_error(&rq, resp, rc, "", err);
 }
 
 /* Appends t to the malloc'd string *out (NULL: empty). 0, or -1 (OOM). */
@@ -164,8 +164,8 @@ static char *object_url(const s3 *s, const char *key)
 {
     char *u = NULL;
     if (asprintf(&u, "%s/", s->base_url) < 0) return NULL;
-    if (vd_http_escape_append(&u, s->prefix, strlen(s->prefix), 1) ||
-        vd_http_escape_append(&u, key, strlen(key), 1)) {
+    if (vd_curl_escape_append(&u, s->prefix, strlen(s->prefix), 1) ||
+        vd_curl_escape_append(&u, key, strlen(key), 1)) {
         free(u);
         return NULL;
     }
@@ -178,7 +178,7 @@ static vd_err s3_put(vd_store *st, const char *key, const void *buf, size_t len,
     char *url = object_url(s, key), what[300];
     if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
     snprintf(what, sizeof what, "s3 PUT %s%s", s->prefix, key);
-    vd_http_response resp;
+    vd_curl_response resp;
     vd_err rc = call(s, "PUT", url, what, len ? buf : "", len, &resp, err);
     free(url);
     if (rc) return rc;
@@ -193,7 +193,7 @@ static vd_err s3_get(vd_store *st, const char *key, uint8_t **buf, size_t *len, 
     char *url = object_url(s, key), what[300];
     if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
     snprintf(what, sizeof what, "s3 GET %s%s", s->prefix, key);
-    vd_http_response resp;
+    vd_curl_response resp;
     vd_err rc = call(s, "GET", url, what, NULL, 0, &resp, err);
     free(url);
     if (rc) return rc;
@@ -213,7 +213,7 @@ static vd_err s3_del(vd_store *st, const char *key, vd_error *err)
     char *url = object_url(s, key), what[300];
     if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
     snprintf(what, sizeof what, "s3 DELETE %s%s", s->prefix, key);
-    vd_http_response resp;
+    vd_curl_response resp;
     vd_err rc = call(s, "DELETE", url, what, NULL, 0, &resp, err);
     free(url);
     if (rc) return rc;
@@ -226,7 +226,7 @@ static vd_err s3_del(vd_store *st, const char *key, vd_error *err)
 /* One ListObjectsV2 page: its keys (the store prefix stripped) go to l;
  * *next gets the continuation token (malloc'd) when the listing is
  * truncated, else NULL. */
-static vd_err parse_page(s3 *s, const char *what, const vd_http_response *resp, vd_store_keylist *l,
+static vd_err parse_page(s3 *s, const char *what, const vd_curl_response *resp, vd_store_keylist *l,
                          char **next, vd_error *err)
 {
     const char *xml = (const char *)resp->body, *p = xml, *end = xml + resp->len;
@@ -277,10 +277,10 @@ static vd_err s3_list(vd_store *st, const char *prefix, char ***keys, size_t *n,
         int bad = cat(&url, s->base_url) || cat(&url, "/?");
         if (!bad && token)
             bad = cat(&url, "continuation-token=") ||
-                  vd_http_escape_append(&url, token, strlen(token), 0) || cat(&url, "&");
+                  vd_curl_escape_append(&url, token, strlen(token), 0) || cat(&url, "&");
         if (!bad)
-            bad = cat(&url, page) || vd_http_escape_append(&url, s->prefix, strlen(s->prefix), 0) ||
-                  vd_http_escape_append(&url, prefix, strlen(prefix), 0);
+            bad = cat(&url, page) || vd_curl_escape_append(&url, s->prefix, strlen(s->prefix), 0) ||
+                  vd_curl_escape_append(&url, prefix, strlen(prefix), 0);
         free(token);
         token = NULL;
         if (bad) {
@@ -288,7 +288,7 @@ static vd_err s3_list(vd_store *st, const char *prefix, char ***keys, size_t *n,
             rc = vd_error_set(err, VD_ERR_NOMEM, "out of memory");
             break;
         }
-        vd_http_response resp;
+        vd_curl_response resp;
         rc = call(s, "GET", url, what, NULL, 0, &resp, err);
         free(url);
         if (rc) break;
@@ -312,7 +312,7 @@ static vd_err s3_list(vd_store *st, const char *prefix, char ***keys, size_t *n,
 static void s3_close(vd_store *st)
 {
     s3 *s = (s3 *)st;
-    vd_http_free(s->http);
+    vd_curl_free(s->http);
     free(s->base_url);
     free(s->prefix);
     free(s->sigv4);
@@ -403,7 +403,7 @@ vd_err vd_store_s3_open(vd_store **out, const char *url, const vd_store_options 
         s3_close(&s->base);
         return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
     }
-    vd_err rc = vd_http_new(&s->http, o, err);
+    vd_err rc = vd_curl_new(&s->http, o, err);
     if (rc) {
         s3_close(&s->base);
         return rc;

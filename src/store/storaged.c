@@ -19,7 +19,7 @@
 
 typedef struct storaged {
     vd_store base;
-    vd_http *http;
+    vd_curl *http;
     char *root; /* "<url without trailing '/'>/storage" */
     char *auth; /* "Authorization: Bearer ..." or NULL */
     int page;
@@ -36,22 +36,22 @@ static char *object_url(const storaged *s, const char *key)
 
 /* Runs one request on key; "what" names the operation and key. */
 static vd_err call(storaged *s, const char *method, const char *url, const char *what,
-                   const void *body, size_t len, vd_http_response *resp, vd_error *err)
+                   const void *body, size_t len, vd_curl_response *resp, vd_error *err)
 {
     const char *hdrs[3] = {NULL, NULL, NULL};
     size_t nh = 0;
     if (s->auth) hdrs[nh++] = s->auth;
     if (body) hdrs[nh++] = "Content-Type: application/octet-stream";
-    vd_http_request rq = {
+    vd_curl_request rq = {
         .method = method, .url = url, .what = what, .headers = hdrs, .body = body, .body_len = len};
-    vd_err rc = vd_http_do(s->http, &rq, resp, err);
+    vd_err rc = vd_curl_do(s->http, &rq, resp, err);
     return rc;
 }
 
 /* Maps a non-2xx answer to an error naming the key and the status. */
-static vd_err status_error(const char *what, vd_http_response *resp, vd_error *err)
+static vd_err status_error(const char *what, vd_curl_response *resp, vd_error *err)
 {
-    vd_http_request rq = {.what = what};
+    vd_curl_request rq = {.what = what};
     vd_err code = VD_ERR_IO;
     const char *reason = "";
     if (resp->status == 404) {
@@ -60,7 +60,7 @@ static vd_err status_error(const char *what, vd_http_response *resp, vd_error *e
     } else if (resp->status == 401 || resp->status == 403) {
         reason = "(check store.token)";
     }
-    return vd_http_status_error(&rq, resp, code, reason, err);
+    return vd_curl_status_error(&rq, resp, code, reason, err);
 }
 
 static vd_err sd_put(vd_store *st, const char *key, const void *buf, size_t len, vd_error *err)
@@ -69,7 +69,7 @@ static vd_err sd_put(vd_store *st, const char *key, const void *buf, size_t len,
     char *url = object_url(s, key), what[300];
     if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
     snprintf(what, sizeof what, "storaged PUT %s", key);
-    vd_http_response resp;
+    vd_curl_response resp;
     /* A zero-length object still needs a non-NULL body to be a PUT. */
     vd_err rc = call(s, "PUT", url, what, len ? buf : "", len, &resp, err);
     free(url);
@@ -85,7 +85,7 @@ static vd_err sd_get(vd_store *st, const char *key, uint8_t **buf, size_t *len, 
     char *url = object_url(s, key), what[300];
     if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
     snprintf(what, sizeof what, "storaged GET %s", key);
-    vd_http_response resp;
+    vd_curl_response resp;
     vd_err rc = call(s, "GET", url, what, NULL, 0, &resp, err);
     free(url);
     if (rc) return rc;
@@ -105,7 +105,7 @@ static vd_err sd_del(vd_store *st, const char *key, vd_error *err)
     char *url = object_url(s, key), what[300];
     if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
     snprintf(what, sizeof what, "storaged DELETE %s", key);
-    vd_http_response resp;
+    vd_curl_response resp;
     vd_err rc = call(s, "DELETE", url, what, NULL, 0, &resp, err);
     free(url);
     if (rc) return rc;
@@ -117,7 +117,7 @@ static vd_err sd_del(vd_store *st, const char *key, vd_error *err)
 
 /* Parses one page; appends its keys to l. Sets *after to the last key
  * (borrowed from l) when the server says more remain. */
-static vd_err parse_page(const char *what, const vd_http_response *resp, const char *prefix,
+static vd_err parse_page(const char *what, const vd_curl_response *resp, const char *prefix,
                          vd_store_keylist *l, const char **after, vd_error *err)
 {
     json_error_t je;
@@ -175,7 +175,7 @@ static vd_err sd_list(vd_store *st, const char *prefix, char ***keys, size_t *n,
             rc = vd_error_set(err, VD_ERR_NOMEM, "out of memory");
             break;
         }
-        vd_http_response resp;
+        vd_curl_response resp;
         rc = call(s, "GET", url, what, NULL, 0, &resp, err);
         free(url);
         if (rc) break;
@@ -198,7 +198,7 @@ static vd_err sd_list(vd_store *st, const char *prefix, char ***keys, size_t *n,
 static void sd_close(vd_store *st)
 {
     storaged *s = (storaged *)st;
-    vd_http_free(s->http);
+    vd_curl_free(s->http);
     free(s->root);
     free(s->auth);
     free(s->base.url);
@@ -236,7 +236,7 @@ vd_err vd_store_storaged_open(vd_store **out, const char *url, const vd_store_op
         sd_close(&s->base);
         return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
     }
-    vd_err rc = vd_http_new(&s->http, o, err);
+    vd_err rc = vd_curl_new(&s->http, o, err);
     if (rc) {
         sd_close(&s->base);
         return rc;

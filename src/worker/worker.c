@@ -68,6 +68,8 @@ typedef struct part {
     int64_t search_next; /* next search offset to commit (-1: none) */
     double last_checkpoint;
     double retry_at, backoff;
+    int64_t assigned_committed; /* the group's offset at assignment */
+    int load_again;             /* loading failed on a store error: retry at retry_at */
     char refused_why[512];
 } part;
 
@@ -101,7 +103,7 @@ struct vd_worker {
     int qstop;
     /* counters for /metrics; search threads bump some of them */
     atomic_uint_fast64_t n_applied, n_rejected, n_searches, n_searches_expired, n_checkpoints,
-        n_checkpoint_failures, n_replies_failed;
+        n_checkpoint_failures, n_replies_failed, n_load_failures;
     atomic_uint_fast64_t rejected_by[VD_ERR__COUNT];
     atomic_int assigned_once;
     vd_http *http;
@@ -167,6 +169,7 @@ static void part_reset(part *p)
     p->pending = 0;
     p->backoff = 0;
     p->retry_at = 0;
+    p->load_again = 0;
     p->refused_why[0] = '\0';
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->mu);
@@ -546,7 +549,9 @@ static vd_err checkpoint(vd_worker *w, part *p, const char *why, vd_error *err)
         LOG(w, VD_LOG_WARN, "commit_failed", VD_LI("partition", p->id),
             VD_LS("error", rd_kafka_err2str(ke)));
     } else {
+        pthread_mutex_lock(&p->mu);
         p->committed = p->applied + 1;
+        pthread_mutex_unlock(&p->mu);
     }
     w->n_checkpoints++;
     p->pending = 0;
@@ -593,9 +598,14 @@ static void checkpoint_policy(vd_worker *w)
 /* ------------------------------------------------------------------ */
 /* Assignment: load checkpoints, decide where replay starts. */
 
+/* load_partition's answer when the store could not be read: try again. */
+#define LOAD_AGAIN (-2000)
+
 /* Loads partition p's manifest and files. Returns the offset to start at
- * (RD_KAFKA_OFFSET_BEGINNING / _STORED when there is no manifest), or
- * RD_KAFKA_OFFSET_INVALID when the partition must be refused. */
+ * (RD_KAFKA_OFFSET_BEGINNING / _STORED when there is no manifest),
+ * LOAD_AGAIN when the store failed (unreachable, 5xx, timeout: p is left
+ * empty) or RD_KAFKA_OFFSET_INVALID when the partition must be refused
+ * (a corrupt file, another cluster's offsets). */
 static int64_t load_partition(vd_worker *w, part *p)
 {
     vd_error err = {0};
@@ -664,6 +674,22 @@ static int64_t load_partition(vd_worker *w, part *p)
         p->quiet_until = mf.offset;
         LOG(w, VD_LOG_INFO, "partition_loaded", VD_LI("partition", p->id), VD_LI("indexes", mf.n),
             VD_LI("manifest_offset", mf.offset), VD_LI("start", start));
+    } else if (rc == VD_ERR_IO || rc == VD_ERR_TIMEOUT) {
+        /* The store, not the data: keep the partition and try again. */
+        start = LOAD_AGAIN;
+        pthread_rwlock_wrlock(&p->lock);
+        while (p->n) reg_remove(p, &p->e[p->n - 1]);
+        p->pending = 0;
+        pthread_rwlock_unlock(&p->lock);
+        double base = vd_config_int(w->cfg, "checkpoint.retry.backoff.ms") / 1000.0;
+        double max = vd_config_int(w->cfg, "checkpoint.retry.backoff.max.ms") / 1000.0;
+        p->backoff = p->backoff ? p->backoff * 2 : base;
+        if (p->backoff > max) p->backoff = max;
+        p->retry_at = now_s() + p->backoff * (0.75 + 0.5 * (double)rand() / RAND_MAX);
+        w->n_load_failures++;
+        LOG(w, VD_LOG_ERROR, "partition_load_failed", VD_LI("partition", p->id),
+            VD_LS("error", err.msg[0] ? err.msg : vd_strerror(rc)),
+            VD_LD("retry_in_s", p->backoff));
     } else {
         snprintf(p->refused_why, sizeof p->refused_why, "loading checkpoints: %s",
                  err.msg[0] ? err.msg : vd_strerror(rc));
@@ -673,6 +699,48 @@ static int64_t load_partition(vd_worker *w, part *p)
     free(complete);
     free(key);
     vd_manifest_clear(&mf);
+    return start;
+}
+
+/* Loads p (just reset, or waiting to load again) and sets its state.
+ * Returns the offset to fetch from; LOAD_AGAIN leaves p loading. */
+static int64_t start_partition(vd_worker *w, part *p)
+{
+    int64_t committed = p->assigned_committed;
+    p->state = P_LOADING;
+    int64_t lo = -1, hi = -1;
+    rd_kafka_query_watermark_offsets(w->consumer, w->t_cmd, p->id, &lo, &hi, 10000);
+    int64_t start = load_partition(w, p);
+    if (start == LOAD_AGAIN) {
+        p->load_again = 1;
+        return RD_KAFKA_OFFSET_END; /* paused: nothing is fetched */
+    }
+    p->load_again = 0;
+    p->backoff = 0;
+    if (start == RD_KAFKA_OFFSET_STORED) {
+        /* No manifest: a brand-new group starts at the beginning; a committed
+         * offset without a manifest means the store lost its objects. */
+        if (committed >= 0)
+            LOG(w, VD_LOG_WARN, "manifest_missing", VD_LI("partition", p->id),
+                VD_LI("committed", committed));
+        start = committed >= 0 ? committed : lo;
+    }
+    pthread_mutex_lock(&p->mu);
+    if (start == RD_KAFKA_OFFSET_INVALID) {
+        p->state = P_REFUSED;
+        start = RD_KAFKA_OFFSET_END;
+    } else {
+        p->ready_at = hi;
+        p->applied = start - 1;
+        p->committed = committed;
+        p->last_checkpoint = now_s();
+        p->state = start >= hi ? P_READY : P_REPLAYING;
+    }
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+    LOG(w, VD_LOG_INFO, "assigned", VD_LI("partition", p->id), VD_LI("start", start),
+        VD_LI("high_watermark", hi), VD_LI("replay", start >= 0 && hi > start ? hi - start : 0),
+        VD_LS("state", p->state == P_READY ? "ready" : "replaying"));
     return start;
 }
 
@@ -690,41 +758,47 @@ static void on_assign(vd_worker *w, rd_kafka_topic_partition_list_t *parts)
             if (ce || tp->offset < 0) tp->offset = RD_KAFKA_OFFSET_BEGINNING;
             continue;
         }
-        int64_t committed = ce ? RD_KAFKA_OFFSET_INVALID : tp->offset;
         part *p = &w->parts[tp->partition];
         part_reset(p);
-        p->state = P_LOADING;
-        int64_t lo = -1, hi = -1;
-        rd_kafka_query_watermark_offsets(w->consumer, w->t_cmd, p->id, &lo, &hi, 10000);
-        int64_t start = load_partition(w, p);
-        if (start == RD_KAFKA_OFFSET_STORED) {
-            /* No manifest: a brand-new group starts at the beginning; a committed
-             * offset without a manifest means the store lost its objects. */
-            if (committed >= 0)
-                LOG(w, VD_LOG_WARN, "manifest_missing", VD_LI("partition", p->id),
-                    VD_LI("committed", committed));
-            start = committed >= 0 ? committed : lo;
-        }
-        pthread_mutex_lock(&p->mu);
-        if (start == RD_KAFKA_OFFSET_INVALID) {
-            p->state = P_REFUSED;
-            tp->offset = RD_KAFKA_OFFSET_END;
-        } else {
-            p->ready_at = hi;
-            p->applied = start - 1;
-            p->committed = committed;
-            p->last_checkpoint = now_s();
-            p->state = start >= hi ? P_READY : P_REPLAYING;
-            tp->offset = start;
-        }
-        pthread_cond_broadcast(&p->cond);
-        pthread_mutex_unlock(&p->mu);
-        LOG(w, VD_LOG_INFO, "assigned", VD_LI("partition", p->id), VD_LI("start", tp->offset),
-            VD_LI("high_watermark", hi),
-            VD_LI("replay", tp->offset >= 0 && hi > tp->offset ? hi - tp->offset : 0),
-            VD_LS("state", p->state == P_READY ? "ready" : "replaying"));
+        p->assigned_committed = ce ? RD_KAFKA_OFFSET_INVALID : tp->offset;
+        tp->offset = start_partition(w, p);
     }
     rd_kafka_assign(w->consumer, parts);
+    /* Partitions whose checkpoints could not be read yet stay paused until
+     * retry_loads() gets them. */
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        if (strcmp(tp->topic, w->t_cmd) != 0 || tp->partition < 0 || tp->partition >= w->nparts ||
+            !w->parts[tp->partition].load_again)
+            continue;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, w->t_cmd, tp->partition);
+        rd_kafka_pause_partitions(w->consumer, l);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+}
+
+/* Retries the loads that failed on a store error; a partition that loads
+ * is moved to its start offset and resumed. Poll thread. */
+static void retry_loads(vd_worker *w)
+{
+    double t = now_s();
+    for (int32_t i = 0; i < w->nparts; i++) {
+        part *p = &w->parts[i];
+        if (!p->load_again || t < p->retry_at) continue;
+        int64_t start = start_partition(w, p);
+        if (p->load_again) continue;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, w->t_cmd, p->id)->offset = start;
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(w->consumer, l, 10000);
+        if (e) {
+            LOG(w, VD_LOG_ERROR, "seek_failed", VD_LI("partition", p->id),
+                VD_LS("error", rd_kafka_error_string(e)));
+            rd_kafka_error_destroy(e);
+        }
+        rd_kafka_resume_partitions(w->consumer, l);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
 }
 
 static void on_revoke(vd_worker *w, rd_kafka_topic_partition_list_t *parts)
@@ -996,6 +1070,9 @@ static void metrics(void *ctx, FILE *out)
          &w->n_checkpoints},
         {"vectord_checkpoint_failures_total", "Checkpoint attempts that failed (retried).",
          &w->n_checkpoint_failures},
+        {"vectord_partition_load_failures_total",
+         "Attempts to load a partition's checkpoints that failed on a store error (retried).",
+         &w->n_load_failures},
         {"vectord_replies_failed_total", "Replies that could not be produced.",
          &w->n_replies_failed},
     };
@@ -1022,7 +1099,10 @@ static void metrics(void *ctx, FILE *out)
           "# HELP vectord_partition_lag Commands in the log not yet applied.\n"
           "# TYPE vectord_partition_lag gauge\n"
           "# HELP vectord_partition_pending Applied commands not yet in a checkpoint.\n"
-          "# TYPE vectord_partition_pending gauge\n",
+          "# TYPE vectord_partition_pending gauge\n"
+          "# HELP vectord_partition_committed_offset Offset committed to the group (the next "
+          "command to replay).\n"
+          "# TYPE vectord_partition_committed_offset gauge\n",
           out);
     for (int32_t i = 0; i < w->nparts; i++) {
         part *p = &w->parts[i];
@@ -1030,6 +1110,7 @@ static void metrics(void *ctx, FILE *out)
         int state = p->state;
         int64_t applied = p->applied;
         size_t pending = p->pending;
+        int64_t committed = p->committed;
         pthread_mutex_unlock(&p->mu);
         if (state == P_UNASSIGNED) continue;
         int64_t lo = -1, hi = -1;
@@ -1044,6 +1125,8 @@ static void metrics(void *ctx, FILE *out)
             fprintf(out, "vectord_partition_lag{partition=\"%d\"} %" PRId64 "\n", (int)i,
                     hi - applied - 1 > 0 ? hi - applied - 1 : 0);
         fprintf(out, "vectord_partition_pending{partition=\"%d\"} %zu\n", (int)i, pending);
+        fprintf(out, "vectord_partition_committed_offset{partition=\"%d\"} %" PRId64 "\n", (int)i,
+                committed);
     }
     fputs("# HELP vectord_index_items Live items per index.\n# TYPE vectord_index_items gauge\n"
           "# HELP vectord_index_deleted Tombstones awaiting repair per index.\n"
@@ -1299,6 +1382,7 @@ vd_err vd_worker_run(vd_worker *w, volatile sig_atomic_t *stop, vd_error *err)
         if (m) handle_message(w, m);
         rd_kafka_poll(w->producer, 0);
         checkpoint_policy(w);
+        retry_loads(w);
     }
     LOG(w, VD_LOG_INFO, "stopping", VD_LS("worker", w->worker_id));
     /* Finish in-flight searches, then checkpoint and commit everything. */
