@@ -1,2 +1,1661 @@
-/* placeholder: being written */
-typedef int vd_placeholder_directory;
+/*
+ * directory.c - the Redis fleet directory (see directory.h and
+ * docs/directory.md). The only file of vectord that calls hiredis.
+ *
+ * Design note. Two blocking connections, one per thread, each with
+ * directory.timeout.ms as connect and command timeout: `pc` belongs to the
+ * poll thread (pin look-ups and claims) or to a reader (vectorctl); `bc`
+ * to the publisher thread (heartbeats, index entries, unpins). One shared
+ * state says whether Redis is up. Any failure marks it down (logged once)
+ * and bumps a generation number, which makes the poll thread drop its
+ * connection; while it is down the poll thread does no I/O at all, and only
+ * the publisher tries again, with a doubling backoff. When the publisher
+ * gets through, the state is up again and the poll thread redials on its
+ * next look-up.
+ *
+ * Multi-key updates are Lua scripts (EVAL, so a restarted Redis needs no
+ * SCRIPT LOAD), each atomic: claiming a pin, writing an entry only while
+ * the pin is ours, deleting an entry and pin only while they are ours.
+ *
+ * Ordering of drops and snapshots: the worker publishes snapshots now and
+ * then, and reports drops as they happen. Each gets a sequence number; a
+ * snapshot older than a drop must not bring the dropped entry back, so the
+ * publisher keeps each drop until it has seen a newer snapshot and filters
+ * the older ones with it.
+ */
+#include "directory.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* URLs. */
+
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Percent-decodes s[0..n) into out (cap bytes, NUL-terminated); -1 when it
+ * does not fit or an escape is malformed. */
+static int unescape(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '%') {
+            if (i + 2 >= n) return -1;
+            int h = hexval((unsigned char)s[i + 1]), l = hexval((unsigned char)s[i + 2]);
+            if (h < 0 || l < 0 || (h == 0 && l == 0)) return -1;
+            c = h * 16 + l;
+            i += 2;
+        }
+        if (j + 1 >= cap) return -1;
+        out[j++] = (char)c;
+    }
+    out[j] = '\0';
+    return 0;
+}
+
+/* A non-negative decimal integer s[0..n) at most max; -1 otherwise. */
+static long parse_uint(const char *s, size_t n, long max)
+{
+    if (n == 0 || n > 9) return -1;
+    long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v <= max ? v : -1;
+}
+
+#define URL_FORMS "redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]"
+
+vd_err vd_redis_url_parse(const char *url, vd_redis_url *out, vd_error *err)
+{
+    vd_redis_url u;
+    memset(&u, 0, sizeof u);
+    if (!url || !*url)
+        return vd_error_set(err, VD_ERR_CONFIG,
+                            "directory.redis_url: empty (expected " URL_FORMS ")");
+    if (strncmp(url, "rediss://", 9) == 0)
+        return vd_error_set(err, VD_ERR_CONFIG,
+                            "directory.redis_url: rediss:// (TLS) is not supported by hiredis "
+                            "0.14; use a TLS tunnel to a local port, or a unix socket");
+    if (strncmp(url, "unix://", 7) == 0) {
+        const char *path = url + 7, *q = strchr(path, '?');
+        size_t n = q ? (size_t)(q - path) : strlen(path);
+        if (n == 0 || path[0] != '/')
+            return vd_error_set(err, VD_ERR_CONFIG,
+                                "directory.redis_url: unix:// needs an absolute socket path "
+                                "(unix:///run/redis/redis.sock)");
+        if (n >= sizeof u.path)
+            return vd_error_set(err, VD_ERR_CONFIG, "directory.redis_url: socket path too long");
+        memcpy(u.path, path, n);
+        if (q) {
+            long db = strncmp(q, "?db=", 4) == 0 ? parse_uint(q + 4, strlen(q + 4), 1000000) : -1;
+            if (db < 0)
+                return vd_error_set(err, VD_ERR_CONFIG,
+                                    "directory.redis_url: the only query a unix:// URL takes is "
+                                    "?db=N (a database number)");
+            u.db = (int)db;
+        }
+        *out = u;
+        return VD_OK;
+    }
+    if (strncmp(url, "redis://", 8) != 0)
+        return vd_error_set(err, VD_ERR_CONFIG, "directory.redis_url: expected " URL_FORMS);
+    const char *s = url + 8;
+    /* userinfo ends at the last '@' (an unescaped '@' or '/' in a password
+     * is tolerated); the host part ends at '/'. */
+    const char *at = strrchr(s, '@');
+    const char *hp = s;
+    if (at) {
+        const char *colon = memchr(s, ':', (size_t)(at - s));
+        if (!colon)
+            return vd_error_set(err, VD_ERR_CONFIG,
+                                "directory.redis_url: credentials must be [user]:password@ "
+                                "(a ':' before the password)");
+        if (unescape(s, (size_t)(colon - s), u.user, sizeof u.user) ||
+            unescape(colon + 1, (size_t)(at - colon - 1), u.password, sizeof u.password))
+            return vd_error_set(err, VD_ERR_CONFIG,
+                                "directory.redis_url: user or password too long or badly "
+                                "percent-escaped");
+        hp = at + 1;
+    }
+    const char *slash = strchr(hp, '/');
+    size_t hlen = slash ? (size_t)(slash - hp) : strlen(hp);
+    if (memchr(hp, '?', hlen) || memchr(hp, '#', hlen) || (slash && strpbrk(slash, "?#")))
+        return vd_error_set(
+            err, VD_ERR_CONFIG,
+            "directory.redis_url: query strings are not supported (expected " URL_FORMS ")");
+    const char *host = hp, *port = NULL;
+    size_t host_len = hlen;
+    if (hlen && hp[0] == '[') {
+        const char *close = memchr(hp, ']', hlen);
+        if (!close)
+            return vd_error_set(err, VD_ERR_CONFIG, "directory.redis_url: unclosed [ in the host");
+        host = hp + 1;
+        host_len = (size_t)(close - hp - 1);
+        if (close + 1 < hp + hlen) {
+            if (close[1] != ':')
+                return vd_error_set(err, VD_ERR_CONFIG,
+                                    "directory.redis_url: expected :port after ]");
+            port = close + 2;
+        }
+    } else {
+        const char *colon = memchr(hp, ':', hlen);
+        if (colon) {
+            host_len = (size_t)(colon - hp);
+            port = colon + 1;
+        }
+    }
+    if (host_len == 0)
+        return vd_error_set(err, VD_ERR_CONFIG,
+                            "directory.redis_url: no host (expected " URL_FORMS ")");
+    if (host_len >= sizeof u.host)
+        return vd_error_set(err, VD_ERR_CONFIG, "directory.redis_url: host too long");
+    memcpy(u.host, host, host_len);
+    u.port = 6379;
+    if (port) {
+        long p = parse_uint(port, (size_t)(hp + hlen - port), 65535);
+        if (p < 1)
+            return vd_error_set(err, VD_ERR_CONFIG,
+                                "directory.redis_url: the port must be a number in 1..65535");
+        u.port = (int)p;
+    }
+    if (slash && slash[1]) {
+        long db = parse_uint(slash + 1, strlen(slash + 1), 1000000);
+        if (db < 0)
+            return vd_error_set(err, VD_ERR_CONFIG,
+                                "directory.redis_url: the path must be a database number "
+                                "(redis://host:6379/2)");
+        u.db = (int)db;
+    }
+    *out = u;
+    return VD_OK;
+}
+
+void vd_redis_url_where(const vd_redis_url *u, char *buf, size_t cap)
+{
+    if (u->path[0])
+        snprintf(buf, cap, "unix:%s", u->path);
+    else if (strchr(u->host, ':'))
+        snprintf(buf, cap, "[%s]:%d", u->host, u->port);
+    else
+        snprintf(buf, cap, "%s:%d", u->host, u->port);
+}
+
+/* ------------------------------------------------------------------ */
+/* Hash fields. */
+
+void vd_dir_index_clear(vd_dir_index *ix)
+{
+    if (!ix) return;
+    free(ix->name);
+    ix->name = NULL;
+}
+
+void vd_dir_worker_clear(vd_dir_worker *w)
+{
+    if (!w) return;
+    free(w->parts);
+    w->parts = NULL;
+    w->nparts = 0;
+}
+
+void vd_dir_snapshot_clear(vd_dir_snapshot *s)
+{
+    if (!s) return;
+    vd_dir_worker_clear(&s->worker);
+    for (size_t i = 0; i < s->n; i++) vd_dir_index_clear(&s->indexes[i]);
+    free(s->indexes);
+    s->indexes = NULL;
+    s->n = 0;
+}
+
+const char *vd_dir_fields_value(const vd_dir_fields *f, size_t i)
+{
+    return f->buf + f->off[i];
+}
+
+void vd_dir_fields_clear(vd_dir_fields *f)
+{
+    if (!f) return;
+    free(f->buf);
+    memset(f, 0, sizeof *f);
+}
+
+/* Appends one field; the value is printf-formatted (NUL-terminated in buf). */
+static vd_err add_field(vd_dir_fields *f, vd_error *err, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static vd_err add_field(vd_dir_fields *f, vd_error *err, const char *name, const char *fmt, ...)
+{
+    if (f->n == VD_DIR_MAX_FIELDS)
+        return vd_error_set(err, VD_ERR_NOMEM, "directory: too many fields");
+    for (;;) {
+        size_t room = f->cap - f->used;
+        va_list ap;
+        va_start(ap, fmt);
+        int len = f->buf ? vsnprintf(f->buf + f->used, room, fmt, ap) : -2;
+        va_end(ap);
+        if (len >= 0 && (size_t)len < room) {
+            f->name[f->n] = name;
+            f->off[f->n] = f->used;
+            f->len[f->n] = (size_t)len;
+            f->n++;
+            f->used += (size_t)len + 1;
+            return VD_OK;
+        }
+        size_t need = f->used + (len > 0 ? (size_t)len : 0) + 1;
+        size_t cap = f->cap ? f->cap * 2 : 512;
+        while (cap < need) cap *= 2;
+        char *b = realloc(f->buf, cap);
+        if (!b) return vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
+        f->buf = b;
+        f->cap = cap;
+    }
+}
+
+vd_err vd_dir_index_encode(const vd_dir_index *ix, vd_dir_fields *f, vd_error *err)
+{
+    vd_err rc = VD_OK;
+    f->n = f->used = 0;
+    if (!rc) rc = add_field(f, err, "name", "%s", ix->name ? ix->name : "");
+    if (!rc) rc = add_field(f, err, "partition", "%" PRId32, ix->partition);
+    if (!rc) rc = add_field(f, err, "owner", "%s", ix->owner);
+    if (!rc) rc = add_field(f, err, "dimension", "%" PRIu32, ix->params.dimension);
+    if (!rc) rc = add_field(f, err, "m", "%" PRIu32, ix->params.m);
+    if (!rc) rc = add_field(f, err, "ef_construction", "%" PRIu32, ix->params.ef_construction);
+    if (!rc) rc = add_field(f, err, "ef_search", "%" PRIu32, ix->params.ef_search);
+    if (!rc) rc = add_field(f, err, "distance", "%s", vd_distance_name(ix->params.distance));
+    if (!rc) rc = add_field(f, err, "length", "%" PRIu64, ix->length);
+    if (!rc) rc = add_field(f, err, "deleted", "%" PRIu64, ix->deleted);
+    if (!rc) rc = add_field(f, err, "applied_offset", "%" PRId64, ix->applied_offset);
+    if (!rc) rc = add_field(f, err, "checkpointed_offset", "%" PRId64, ix->checkpointed_offset);
+    if (!rc) rc = add_field(f, err, "updated", "%" PRId64, ix->updated_ms);
+    return rc;
+}
+
+vd_err vd_dir_worker_encode(const vd_dir_worker *w, vd_dir_fields *f, vd_error *err)
+{
+    vd_err rc = VD_OK;
+    f->n = f->used = 0;
+    if (!rc) rc = add_field(f, err, "id", "%s", w->id);
+    if (!rc) rc = add_field(f, err, "host", "%s", w->host);
+    if (!rc) rc = add_field(f, err, "version", "%s", w->version);
+    if (!rc) rc = add_field(f, err, "pid", "%ld", w->pid);
+    if (!rc) rc = add_field(f, err, "started", "%" PRId64, w->started_ms);
+    if (!rc) rc = add_field(f, err, "updated", "%" PRId64, w->updated_ms);
+    if (!rc) rc = add_field(f, err, "partition_count", "%" PRId32, w->partition_count);
+    if (!rc) rc = add_field(f, err, "lag", "%" PRId64, w->lag);
+    if (rc) return rc;
+    /* partitions: "id:state:applied:lag" joined by ',' (one field, so a
+     * heartbeat is one fixed set of fields whatever the assignment). */
+    size_t cap = 1 + w->nparts * 64, len = 0;
+    char *s = malloc(cap);
+    if (!s) return vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
+    s[0] = '\0';
+    for (size_t i = 0; i < w->nparts; i++) {
+        const vd_dir_partition *p = &w->parts[i];
+        len += (size_t)snprintf(s + len, cap - len, "%s%" PRId32 ":%.15s:%" PRId64 ":%" PRId64,
+                                i ? "," : "", p->id, p->state, p->applied, p->lag);
+    }
+    rc = add_field(f, err, "partitions", "%s", s);
+    free(s);
+    return rc;
+}
+
+/* Parses a signed decimal field value; 0 when it is one. */
+static int field_int(const char *v, size_t n, int64_t *out)
+{
+    char buf[32];
+    if (n == 0 || n >= sizeof buf) return -1;
+    memcpy(buf, v, n);
+    buf[n] = '\0';
+    char *end;
+    errno = 0;
+    long long x = strtoll(buf, &end, 10);
+    if (errno || *end) return -1;
+    *out = x;
+    return 0;
+}
+
+#define FIELD_IS(i, lit) (lens[i] == sizeof(lit) - 1 && memcmp(fields[i], lit, lens[i]) == 0)
+
+static void copy_field(char *dst, size_t cap, const char *v, size_t n)
+{
+    if (n >= cap) n = cap - 1;
+    memcpy(dst, v, n);
+    dst[n] = '\0';
+}
+
+vd_err vd_dir_index_decode(const char *name, size_t name_len, const char *const *fields,
+                           const size_t *lens, size_t nfields, vd_dir_index *ix, vd_error *err)
+{
+    static const char *const ints[] = {"partition",       "dimension",      "m",
+                                       "ef_construction", "ef_search",      "length",
+                                       "deleted",         "applied_offset", "checkpointed_offset",
+                                       "updated"};
+    enum { NINTS = sizeof ints / sizeof ints[0] };
+    int64_t v[NINTS] = {0, 0, 0, 0, 0, 0, 0, -1, -1, 0};
+    memset(ix, 0, sizeof *ix);
+    ix->params.distance = VD_DIST_COSINE;
+    for (size_t i = 0; i + 1 < nfields; i += 2) {
+        if (FIELD_IS(i, "owner")) {
+            copy_field(ix->owner, sizeof ix->owner, fields[i + 1], lens[i + 1]);
+            continue;
+        }
+        if (FIELD_IS(i, "distance")) {
+            vd_distance d;
+            if (vd_distance_parse(fields[i + 1], lens[i + 1], &d, NULL) == VD_OK)
+                ix->params.distance = d;
+            continue;
+        }
+        size_t k = 0;
+        while (k < NINTS && !(lens[i] == strlen(ints[k]) && !memcmp(fields[i], ints[k], lens[i])))
+            k++;
+        if (k == NINTS) continue; /* name, or a field of a newer version */
+        if (field_int(fields[i + 1], lens[i + 1], &v[k]))
+            return vd_error_set(err, VD_ERR_DECODE, "index entry %.*s: field %s: not an integer",
+                                (int)(name_len > 100 ? 100 : name_len), name, ints[k]);
+    }
+    ix->partition = (int32_t)v[0];
+    ix->params.dimension = (uint32_t)v[1];
+    ix->params.m = (uint32_t)v[2];
+    ix->params.ef_construction = (uint32_t)v[3];
+    ix->params.ef_search = (uint32_t)v[4];
+    ix->length = (uint64_t)v[5];
+    ix->deleted = (uint64_t)v[6];
+    ix->applied_offset = v[7];
+    ix->checkpointed_offset = v[8];
+    ix->updated_ms = v[9];
+    ix->pinned = -1;
+    if (!(ix->name = strndup(name, name_len)))
+        return vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
+    return VD_OK;
+}
+
+/* Parses "id:state:applied:lag,..." into w->parts. */
+static vd_err parse_partitions(const char *v, size_t n, vd_dir_worker *w, vd_error *err)
+{
+    size_t count = n ? 1 : 0;
+    for (size_t i = 0; i < n; i++) count += v[i] == ',';
+    if (!count) return VD_OK;
+    if (!(w->parts = calloc(count, sizeof *w->parts)))
+        return vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
+    const char *s = v, *end = v + n;
+    while (s < end) {
+        const char *comma = memchr(s, ',', (size_t)(end - s));
+        const char *e = comma ? comma : end;
+        const char *c1 = memchr(s, ':', (size_t)(e - s));
+        const char *c2 = c1 ? memchr(c1 + 1, ':', (size_t)(e - c1 - 1)) : NULL;
+        const char *c3 = c2 ? memchr(c2 + 1, ':', (size_t)(e - c2 - 1)) : NULL;
+        vd_dir_partition *p = &w->parts[w->nparts];
+        int64_t id, applied, lag;
+        if (!c3 || field_int(s, (size_t)(c1 - s), &id) ||
+            field_int(c2 + 1, (size_t)(c3 - c2 - 1), &applied) ||
+            field_int(c3 + 1, (size_t)(e - c3 - 1), &lag))
+            return vd_error_set(err, VD_ERR_DECODE,
+                                "heartbeat %s: field partitions: expected id:state:applied:lag",
+                                w->id);
+        p->id = (int32_t)id;
+        copy_field(p->state, sizeof p->state, c1 + 1, (size_t)(c2 - c1 - 1));
+        p->applied = applied;
+        p->lag = lag;
+        w->nparts++;
+        s = comma ? comma + 1 : end;
+    }
+    return VD_OK;
+}
+
+vd_err vd_dir_worker_decode(const char *const *fields, const size_t *lens, size_t nfields,
+                            vd_dir_worker *w, vd_error *err)
+{
+    memset(w, 0, sizeof *w);
+    w->ttl_ms = -1;
+    const char *parts = NULL;
+    size_t parts_len = 0;
+    for (size_t i = 0; i + 1 < nfields; i += 2) {
+        const char *v = fields[i + 1];
+        size_t n = lens[i + 1];
+        int64_t x = 0;
+        if (FIELD_IS(i, "id"))
+            copy_field(w->id, sizeof w->id, v, n);
+        else if (FIELD_IS(i, "host"))
+            copy_field(w->host, sizeof w->host, v, n);
+        else if (FIELD_IS(i, "version"))
+            copy_field(w->version, sizeof w->version, v, n);
+        else if (FIELD_IS(i, "partitions"))
+            parts = v, parts_len = n;
+        else if (FIELD_IS(i, "pid") || FIELD_IS(i, "started") || FIELD_IS(i, "updated") ||
+                 FIELD_IS(i, "partition_count") || FIELD_IS(i, "lag")) {
+            if (field_int(v, n, &x))
+                return vd_error_set(err, VD_ERR_DECODE, "heartbeat %s: field %.*s: not an integer",
+                                    w->id, (int)lens[i], fields[i]);
+            if (FIELD_IS(i, "pid"))
+                w->pid = (long)x;
+            else if (FIELD_IS(i, "started"))
+                w->started_ms = x;
+            else if (FIELD_IS(i, "updated"))
+                w->updated_ms = x;
+            else if (FIELD_IS(i, "partition_count"))
+                w->partition_count = (int32_t)x;
+            else
+                w->lag = x;
+        }
+    }
+    if (parts) {
+        vd_err rc = parse_partitions(parts, parts_len, w, err);
+        if (rc) {
+            vd_dir_worker_clear(w);
+            return rc;
+        }
+    }
+    return VD_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* The directory object. */
+
+typedef struct pin_slot {
+    char *name;
+    size_t len;
+    int32_t owner;
+    double expires;
+    struct pin_slot *next;
+} pin_slot;
+
+#define PIN_BUCKETS 1024
+#define PIN_MAX     100000 /* cached pins before the cache is emptied */
+
+typedef struct unpin_req {
+    char *name;
+    size_t len;
+    int32_t partition;
+    uint64_t seq;
+} unpin_req;
+
+typedef struct unpin_list {
+    unpin_req *v;
+    size_t n, cap;
+} unpin_list;
+
+/* What the publisher last wrote for one index. */
+typedef struct written {
+    vd_dir_index ix;
+    double at;
+    int conflict; /* the pin names another partition */
+} written;
+
+struct vd_directory {
+    vd_redis_url url;
+    char where[300];
+    char *prefix; /* "vectord:<group>:" */
+    size_t prefix_len;
+    char *worker_id;
+    int timeout_ms, heartbeat_ms, ttl_ms, backoff_max_ms, pin_cache_ms;
+    const vd_logger *lg;
+
+    /* shared up/down state */
+    pthread_mutex_t st_mu;
+    int state; /* -1 not yet known, 0 down, 1 up */
+    atomic_uint gen;
+    double retry_at, backoff;
+
+    /* poll thread (or reader) */
+    redisContext *pc;
+    unsigned pc_gen;
+    pin_slot *pins[PIN_BUCKETS];
+    size_t npins;
+
+    /* handed to the publisher, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int stop;
+    uint64_t seq;
+    vd_dir_snapshot snap;
+    uint64_t snap_seq;
+    int have_snap;
+    unpin_list unpins;
+
+    /* publisher thread */
+    pthread_t thread;
+    int has_thread;
+    redisContext *bc;
+    unsigned bc_gen;
+    vd_dir_snapshot cur;
+    uint64_t cur_seq;
+    unpin_list recent; /* drops done, kept until a newer snapshot */
+    written *wr;
+    size_t nwr;
+
+    atomic_uint_fast64_t n_errors, n_heartbeats, n_pin_skipped, n_pin_hits, n_conflicts;
+};
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* prefix + kind + name, e.g. "vectord:g:pin:" "docs". Caller frees. */
+static char *mkkey(const vd_directory *d, const char *kind, const char *name, size_t len,
+                   size_t *out_len)
+{
+    size_t kl = strlen(kind);
+    char *k = malloc(d->prefix_len + kl + len + 1);
+    if (!k) return NULL;
+    memcpy(k, d->prefix, d->prefix_len);
+    memcpy(k + d->prefix_len, kind, kl);
+    if (len) memcpy(k + d->prefix_len + kl, name, len);
+    k[d->prefix_len + kl + len] = '\0';
+    *out_len = d->prefix_len + kl + len;
+    return k;
+}
+
+static void mark_down(vd_directory *d, const char *why)
+{
+    d->n_errors++;
+    pthread_mutex_lock(&d->st_mu);
+    if (d->state != 0)
+        vd_log(d->lg, VD_LOG_WARN, "directory_down", VD_LS("redis", d->where), VD_LS("error", why),
+               VD_LS("effect", "pin checks skipped; retrying"));
+    d->state = 0;
+    d->gen++;
+    double max = d->backoff_max_ms / 1000.0;
+    d->backoff = d->backoff ? d->backoff * 2 : 0.2;
+    if (d->backoff > max) d->backoff = max;
+    d->retry_at = mono_s() + d->backoff;
+    pthread_mutex_unlock(&d->st_mu);
+}
+
+static void mark_up(vd_directory *d)
+{
+    pthread_mutex_lock(&d->st_mu);
+    if (d->state != 1) vd_log(d->lg, VD_LOG_INFO, "directory_up", VD_LS("redis", d->where));
+    d->state = 1;
+    d->backoff = 0;
+    pthread_mutex_unlock(&d->st_mu);
+}
+
+static int get_state(vd_directory *d, double *retry_at)
+{
+    pthread_mutex_lock(&d->st_mu);
+    int s = d->state;
+    if (retry_at) *retry_at = d->retry_at;
+    pthread_mutex_unlock(&d->st_mu);
+    return s;
+}
+
+/* Checks a reply: NULL (connection failed) or an error reply are failures;
+ * why gets the reason. */
+static int reply_ok(redisContext *c, redisReply *r, char *why, size_t cap)
+{
+    if (!r) {
+        snprintf(why, cap, "%s", c->errstr[0] ? c->errstr : "connection lost");
+        return 0;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(why, cap, "%s", r->str ? r->str : "error reply");
+        return 0;
+    }
+    return 1;
+}
+
+/* Connects, authenticates and selects the database; NULL and why on failure. */
+static redisContext *dial(vd_directory *d, char *why, size_t cap)
+{
+    struct timeval tv = {d->timeout_ms / 1000, (d->timeout_ms % 1000) * 1000};
+    redisContext *c = d->url.path[0] ? redisConnectUnixWithTimeout(d->url.path, tv)
+                                     : redisConnectWithTimeout(d->url.host, d->url.port, tv);
+    if (!c) {
+        snprintf(why, cap, "out of memory");
+        return NULL;
+    }
+    if (c->err) {
+        snprintf(why, cap, "connect: %s", c->errstr);
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    if (d->url.password[0]) {
+        const char *argv[3] = {"AUTH", d->url.user, d->url.password};
+        int argc = d->url.user[0] ? 3 : 2;
+        if (argc == 2) argv[1] = d->url.password;
+        redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+        int ok = reply_ok(c, r, why, cap);
+        if (r) freeReplyObject(r);
+        if (!ok) {
+            /* Redis' answer never echoes the password. */
+            char tmp[256];
+            snprintf(tmp, sizeof tmp, "%s", why);
+            snprintf(why, cap, "AUTH refused: %s", tmp);
+            redisFree(c);
+            return NULL;
+        }
+    }
+    if (d->url.db) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", d->url.db);
+        const char *argv[2] = {"SELECT", db};
+        redisReply *r = redisCommandArgv(c, 2, argv, NULL);
+        int ok = reply_ok(c, r, why, cap);
+        if (r) freeReplyObject(r);
+        if (!ok) {
+            char tmp[256];
+            snprintf(tmp, sizeof tmp, "%s", why);
+            snprintf(why, cap, "SELECT %d refused: %s", d->url.db, tmp);
+            redisFree(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+/* Sends n commands in one pipeline and reads n replies into r[] (caller
+ * frees each). 0 on success; on failure every reply is freed, *cp is
+ * closed and why says what happened. */
+typedef struct cmd {
+    int argc;
+    const char **argv;
+    size_t *lens;
+} cmd;
+
+static int pipeline(redisContext **cp, const cmd *cmds, size_t n, redisReply **r, char *why,
+                    size_t cap)
+{
+    redisContext *c = *cp;
+    size_t got = 0;
+    int ok = 1;
+    for (size_t i = 0; i < n && ok; i++)
+        if (redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, cmds[i].lens) != REDIS_OK) {
+            snprintf(why, cap, "%s", c->errstr[0] ? c->errstr : "out of memory");
+            ok = 0;
+        }
+    for (; ok && got < n; got++) {
+        void *rep = NULL;
+        if (redisGetReply(c, &rep) != REDIS_OK || !rep) {
+            snprintf(why, cap, "%s", c->errstr[0] ? c->errstr : "connection lost");
+            ok = 0;
+            break;
+        }
+        r[got] = rep;
+        if (r[got]->type == REDIS_REPLY_ERROR) {
+            snprintf(why, cap, "%s", r[got]->str);
+            got++;
+            ok = 0;
+        }
+    }
+    if (!ok) {
+        for (size_t i = 0; i < got; i++) freeReplyObject(r[i]);
+        redisFree(c);
+        *cp = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static int run1(redisContext **cp, int argc, const char **argv, size_t *lens, redisReply **r,
+                char *why, size_t cap)
+{
+    cmd c = {argc, argv, lens};
+    return pipeline(cp, &c, 1, r, why, cap);
+}
+
+static void free_unpins(unpin_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) free(l->v[i].name);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+static vd_err init_common(vd_directory **out, const vd_directory_opts *o, vd_error *err)
+{
+    vd_redis_url u;
+    vd_err rc = vd_redis_url_parse(o->url, &u, err);
+    if (rc) return rc;
+    if (o->timeout_ms < 1)
+        return vd_error_set(err, VD_ERR_CONFIG, "directory.timeout.ms: must be positive");
+    vd_directory *d = calloc(1, sizeof *d);
+    if (!d) return vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
+    d->url = u;
+    vd_redis_url_where(&u, d->where, sizeof d->where);
+    const char *group = o->group && *o->group ? o->group : "vectord";
+    d->prefix_len = strlen("vectord:") + strlen(group) + 1;
+    d->prefix = malloc(d->prefix_len + 1);
+    if (d->prefix) snprintf(d->prefix, d->prefix_len + 1, "vectord:%s:", group);
+    d->worker_id = o->worker_id ? strdup(o->worker_id) : NULL;
+    d->timeout_ms = o->timeout_ms;
+    d->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : 1000;
+    d->ttl_ms = o->ttl_ms > 0 ? o->ttl_ms : 10000;
+    d->backoff_max_ms = o->backoff_max_ms > 0 ? o->backoff_max_ms : 5000;
+    d->pin_cache_ms = o->pin_cache_ms >= 0 ? o->pin_cache_ms : 0;
+    d->lg = o->lg;
+    d->state = -1;
+    pthread_mutex_init(&d->st_mu, NULL);
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->cond, NULL);
+    if (!d->prefix || (o->worker_id && !d->worker_id)) {
+        vd_directory_close(d);
+        return vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
+    }
+    *out = d;
+    return VD_OK;
+}
+
+vd_err vd_directory_connect(vd_directory **out, const vd_directory_opts *opts, vd_error *err)
+{
+    vd_directory *d;
+    vd_err rc = init_common(&d, opts, err);
+    if (rc) return rc;
+    char why[256];
+    if (!(d->pc = dial(d, why, sizeof why))) {
+        rc = vd_error_set(err, VD_ERR_IO, "directory.redis_url: Redis at %s: %s", d->where, why);
+        vd_directory_close(d);
+        return rc;
+    }
+    d->state = 1;
+    *out = d;
+    return VD_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pins (poll thread). */
+
+static unsigned hash_name(const char *s, size_t n)
+{
+    unsigned h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h % PIN_BUCKETS;
+}
+
+static pin_slot **pin_find(vd_directory *d, const char *name, size_t len)
+{
+    pin_slot **s = &d->pins[hash_name(name, len)];
+    for (; *s; s = &(*s)->next)
+        if ((*s)->len == len && memcmp((*s)->name, name, len) == 0) return s;
+    return s;
+}
+
+static void pin_forget(vd_directory *d, const char *name, size_t len)
+{
+    pin_slot **s = pin_find(d, name, len);
+    if (!*s) return;
+    pin_slot *dead = *s;
+    *s = dead->next;
+    free(dead->name);
+    free(dead);
+    d->npins--;
+}
+
+static void pins_clear(vd_directory *d)
+{
+    for (size_t b = 0; b < PIN_BUCKETS; b++)
+        while (d->pins[b]) {
+            pin_slot *s = d->pins[b];
+            d->pins[b] = s->next;
+            free(s->name);
+            free(s);
+        }
+    d->npins = 0;
+}
+
+static void pin_remember(vd_directory *d, const char *name, size_t len, int32_t owner)
+{
+    if (d->pin_cache_ms <= 0) return;
+    pin_slot **s = pin_find(d, name, len);
+    if (!*s) {
+        if (d->npins >= PIN_MAX) {
+            pins_clear(d);
+            s = pin_find(d, name, len);
+        }
+        pin_slot *n = calloc(1, sizeof *n);
+        if (!n || !(n->name = malloc(len ? len : 1))) {
+            free(n);
+            return;
+        }
+        memcpy(n->name, name, len);
+        n->len = len;
+        *s = n;
+        d->npins++;
+    }
+    (*s)->owner = owner;
+    (*s)->expires = mono_s() + d->pin_cache_ms / 1000.0;
+}
+
+/* The poll thread's connection, or NULL while Redis is down. */
+static redisContext *poll_conn(vd_directory *d)
+{
+    if (get_state(d, NULL) == 0) return NULL; /* the publisher reconnects */
+    unsigned gen = atomic_load(&d->gen);
+    if (d->pc && d->pc_gen != gen) {
+        redisFree(d->pc);
+        d->pc = NULL;
+    }
+    if (!d->pc) {
+        char why[256];
+        if (!(d->pc = dial(d, why, sizeof why))) {
+            mark_down(d, why);
+            return NULL;
+        }
+        d->pc_gen = gen;
+    }
+    return d->pc;
+}
+
+static int parse_owner(const redisReply *r, int32_t *owner)
+{
+    if (r->type == REDIS_REPLY_NIL) return *owner = -1, 0;
+    int64_t x;
+    if (r->type != REDIS_REPLY_STRING || field_int(r->str, r->len, &x) || x < 0 || x > INT32_MAX)
+        return -1;
+    *owner = (int32_t)x;
+    return 0;
+}
+
+vd_err vd_directory_pin_get(vd_directory *d, const char *name, size_t len, int32_t *owner)
+{
+    pin_slot **s = pin_find(d, name, len);
+    if (*s && (*s)->expires > mono_s()) {
+        d->n_pin_hits++;
+        *owner = (*s)->owner;
+        return VD_OK;
+    }
+    if (!poll_conn(d)) {
+        d->n_pin_skipped++;
+        return VD_ERR_UNAVAILABLE;
+    }
+    size_t klen;
+    char *key = mkkey(d, "pin:", name, len, &klen), why[256];
+    if (!key) return VD_ERR_UNAVAILABLE;
+    const char *argv[2] = {"GET", key};
+    size_t lens[2] = {3, klen};
+    redisReply *r;
+    int rc = run1(&d->pc, 2, argv, lens, &r, why, sizeof why);
+    free(key);
+    if (rc) {
+        mark_down(d, why);
+        d->n_pin_skipped++;
+        return VD_ERR_UNAVAILABLE;
+    }
+    mark_up(d);
+    int bad = parse_owner(r, owner);
+    freeReplyObject(r);
+    if (bad) {
+        d->n_pin_skipped++;
+        return VD_ERR_UNAVAILABLE; /* not ours to interpret: skip the check */
+    }
+    if (*owner >= 0) pin_remember(d, name, len, *owner);
+    return VD_OK;
+}
+
+/* Claims KEYS[1] for ARGV[1] unless it is held; returns the holder. */
+static const char claim_lua[] = "local v = redis.call('GET', KEYS[1]) "
+                                "if not v then redis.call('SET', KEYS[1], ARGV[1]) v = ARGV[1] end "
+                                "return v";
+
+vd_err vd_directory_pin_claim(vd_directory *d, const char *name, size_t len, int32_t partition,
+                              int32_t *owner)
+{
+    /* A claim supersedes a drop of the same name still queued. */
+    pthread_mutex_lock(&d->mu);
+    for (size_t i = 0; i < d->unpins.n; i++) {
+        unpin_req *u = &d->unpins.v[i];
+        if (u->len == len && memcmp(u->name, name, len) == 0) {
+            free(u->name);
+            *u = d->unpins.v[--d->unpins.n];
+            i--;
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
+    pin_slot **s = pin_find(d, name, len);
+    if (*s && (*s)->expires > mono_s() && (*s)->owner == partition) {
+        d->n_pin_hits++;
+        *owner = partition;
+        return VD_OK;
+    }
+    if (!poll_conn(d)) {
+        d->n_pin_skipped++;
+        return VD_ERR_UNAVAILABLE;
+    }
+    size_t klen;
+    char *key = mkkey(d, "pin:", name, len, &klen), why[256], part[16];
+    if (!key) return VD_ERR_UNAVAILABLE;
+    snprintf(part, sizeof part, "%" PRId32, partition);
+    const char *argv[5] = {"EVAL", claim_lua, "1", key, part};
+    size_t lens[5] = {4, sizeof claim_lua - 1, 1, klen, strlen(part)};
+    redisReply *r;
+    int rc = run1(&d->pc, 5, argv, lens, &r, why, sizeof why);
+    free(key);
+    if (rc) {
+        mark_down(d, why);
+        d->n_pin_skipped++;
+        return VD_ERR_UNAVAILABLE;
+    }
+    mark_up(d);
+    int bad = parse_owner(r, owner);
+    freeReplyObject(r);
+    if (bad || *owner < 0) {
+        d->n_pin_skipped++;
+        return VD_ERR_UNAVAILABLE;
+    }
+    pin_remember(d, name, len, *owner);
+    return VD_OK;
+}
+
+static int unpins_push(unpin_list *l, const char *name, size_t len, int32_t partition, uint64_t seq)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        unpin_req *v = realloc(l->v, cap * sizeof *v);
+        if (!v) return -1;
+        l->v = v;
+        l->cap = cap;
+    }
+    char *copy = malloc(len ? len : 1);
+    if (!copy) return -1;
+    memcpy(copy, name, len);
+    l->v[l->n++] = (unpin_req){copy, len, partition, seq};
+    return 0;
+}
+
+void vd_directory_unpin(vd_directory *d, const char *name, size_t len, int32_t partition)
+{
+    pin_forget(d, name, len);
+    pthread_mutex_lock(&d->mu);
+    if (unpins_push(&d->unpins, name, len, partition, ++d->seq))
+        vd_log(d->lg, VD_LOG_WARN, "directory_unpin_lost", VD_LS("error", "out of memory"));
+    pthread_mutex_unlock(&d->mu);
+}
+
+void vd_directory_publish(vd_directory *d, vd_dir_snapshot *snap)
+{
+    pthread_mutex_lock(&d->mu);
+    vd_dir_snapshot_clear(&d->snap);
+    d->snap = *snap;
+    d->snap_seq = ++d->seq;
+    d->have_snap = 1;
+    pthread_mutex_unlock(&d->mu);
+    memset(snap, 0, sizeof *snap);
+}
+
+void vd_directory_stats_get(vd_directory *d, vd_directory_stats *out)
+{
+    out->up = get_state(d, NULL) == 1;
+    out->errors = d->n_errors;
+    out->heartbeats = d->n_heartbeats;
+    out->pin_skipped = d->n_pin_skipped;
+    out->pin_cache_hits = d->n_pin_hits;
+    out->pin_conflicts = d->n_conflicts;
+}
+
+/* ------------------------------------------------------------------ */
+/* The publisher thread. */
+
+/* Deletes the pin and entry of a dropped index, each only while it is
+ * still the partition's. KEYS: pin, entry, set; ARGV: partition, name. */
+static const char unpin_lua[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end "
+    "local p = redis.call('HGET', KEYS[2], 'partition') "
+    "if (not p) or p == ARGV[1] then redis.call('DEL', KEYS[2]) "
+    "redis.call('SREM', KEYS[3], ARGV[2]) end "
+    "return 1";
+
+/* Claims the pin and, while it is the partition's, rewrites the entry.
+ * KEYS: pin, entry, set; ARGV: partition, name, field, value, ... */
+static const char entry_lua[] = "local v = redis.call('GET', KEYS[1]) "
+                                "if not v then redis.call('SET', KEYS[1], ARGV[1]) v = ARGV[1] end "
+                                "if v == ARGV[1] then redis.call('DEL', KEYS[2]) "
+                                "redis.call('HSET', KEYS[2], unpack(ARGV, 3)) "
+                                "redis.call('SADD', KEYS[3], ARGV[2]) end "
+                                "return v";
+
+/* Rewrites the heartbeat hash with its TTL and indexes it in the workers
+ * zset (score: unix ms); members silent for 10 TTLs are pruned.
+ * KEYS: worker hash, zset; ARGV: ttl ms, now ms, id, field, value, ... */
+static const char heartbeat_lua[] =
+    "redis.call('DEL', KEYS[1]) "
+    "redis.call('HSET', KEYS[1], unpack(ARGV, 4)) "
+    "redis.call('PEXPIRE', KEYS[1], ARGV[1]) "
+    "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3]) "
+    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[2]) - 10 * tonumber(ARGV[1])) "
+    "return 1";
+
+/* Builds an EVAL of script with 3 keys (entry, pin, set for name) or the
+ * heartbeat's keys, plus args and the fields f. */
+typedef struct evalbuf {
+    const char **argv;
+    size_t *lens;
+    int argc;
+    char *keys[3];
+} evalbuf;
+
+static void eval_free(evalbuf *e)
+{
+    free(e->argv);
+    free(e->lens);
+    for (int i = 0; i < 3; i++) free(e->keys[i]);
+    memset(e, 0, sizeof *e);
+}
+
+static int eval_init(evalbuf *e, const char *script, size_t script_len, int nkeys, int nargs)
+{
+    memset(e, 0, sizeof *e);
+    int cap = 3 + nkeys + nargs;
+    e->argv = calloc((size_t)cap, sizeof *e->argv);
+    e->lens = calloc((size_t)cap, sizeof *e->lens);
+    if (!e->argv || !e->lens) return -1;
+    static const char nk[][2] = {"0", "1", "2", "3"};
+    e->argv[0] = "EVAL";
+    e->lens[0] = 4;
+    e->argv[1] = script;
+    e->lens[1] = script_len;
+    e->argv[2] = nk[nkeys];
+    e->lens[2] = 1;
+    e->argc = 3;
+    return 0;
+}
+
+static void eval_arg(evalbuf *e, const char *s, size_t len)
+{
+    e->argv[e->argc] = s;
+    e->lens[e->argc++] = len;
+}
+
+static void eval_fields(evalbuf *e, const vd_dir_fields *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        eval_arg(e, f->name[i], strlen(f->name[i]));
+        eval_arg(e, vd_dir_fields_value(f, i), f->len[i]);
+    }
+}
+
+/* The three keys of an index name: pin, entry, set. */
+static int name_keys(vd_directory *d, evalbuf *e, const char *name, size_t len)
+{
+    size_t l0, l1, l2;
+    e->keys[0] = mkkey(d, "pin:", name, len, &l0);
+    e->keys[1] = mkkey(d, "index:", name, len, &l1);
+    e->keys[2] = mkkey(d, "indexes", "", 0, &l2);
+    if (!e->keys[0] || !e->keys[1] || !e->keys[2]) return -1;
+    eval_arg(e, e->keys[0], l0);
+    eval_arg(e, e->keys[1], l1);
+    eval_arg(e, e->keys[2], l2);
+    return 0;
+}
+
+static int same_entry(const vd_dir_index *a, const vd_dir_index *b)
+{
+    return a->partition == b->partition && strcmp(a->owner, b->owner) == 0 &&
+           a->params.dimension == b->params.dimension && a->params.m == b->params.m &&
+           a->params.ef_construction == b->params.ef_construction &&
+           a->params.ef_search == b->params.ef_search && a->params.distance == b->params.distance &&
+           a->length == b->length && a->deleted == b->deleted &&
+           a->applied_offset == b->applied_offset &&
+           a->checkpointed_offset == b->checkpointed_offset;
+}
+
+static written *find_written(vd_directory *d, const char *name)
+{
+    for (size_t i = 0; i < d->nwr; i++)
+        if (strcmp(d->wr[i].ix.name, name) == 0) return &d->wr[i];
+    return NULL;
+}
+
+static void forget_written(vd_directory *d, const char *name, size_t len)
+{
+    for (size_t i = 0; i < d->nwr; i++)
+        if (strlen(d->wr[i].ix.name) == len && memcmp(d->wr[i].ix.name, name, len) == 0) {
+            vd_dir_index_clear(&d->wr[i].ix);
+            d->wr[i] = d->wr[--d->nwr];
+            return;
+        }
+}
+
+static void clear_written(vd_directory *d)
+{
+    for (size_t i = 0; i < d->nwr; i++) vd_dir_index_clear(&d->wr[i].ix);
+    free(d->wr);
+    d->wr = NULL;
+    d->nwr = 0;
+}
+
+/* Was ix dropped after the snapshot it comes from was taken? */
+static int dropped_since(const vd_directory *d, const vd_dir_index *ix, const unpin_list *l)
+{
+    size_t len = strlen(ix->name);
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i].seq > d->cur_seq && l->v[i].partition == ix->partition && l->v[i].len == len &&
+            memcmp(l->v[i].name, ix->name, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* One round of writes: unpins, the heartbeat, changed entries. 0 when
+ * Redis took all of it. */
+static int publish_round(vd_directory *d, unpin_list *todo, int final)
+{
+    char why[256];
+    if (!d->bc || d->bc_gen != atomic_load(&d->gen)) {
+        if (d->bc) redisFree(d->bc);
+        if (!(d->bc = dial(d, why, sizeof why))) {
+            mark_down(d, why);
+            return -1;
+        }
+        d->bc_gen = atomic_load(&d->gen);
+        clear_written(d); /* a new connection may be a new Redis: write everything */
+    }
+    /* Commands: unpins, then the heartbeat, then entries to write. */
+    size_t max = todo->n + 1 + d->cur.n, n = 0;
+    cmd *cmds = calloc(max ? max : 1, sizeof *cmds);
+    evalbuf *eb = calloc(max ? max : 1, sizeof *eb);
+    vd_dir_fields *fb = calloc(max ? max : 1, sizeof *fb);
+    size_t *which = calloc(max ? max : 1, sizeof *which); /* index in cur, for entries */
+    redisReply **rep = calloc(max ? max : 1, sizeof *rep);
+    char(*part)[16] = calloc(max ? max : 1, sizeof *part);
+    int rc = -1;
+    if (!cmds || !eb || !fb || !which || !rep || !part) goto out;
+    for (size_t i = 0; i < todo->n; i++, n++) {
+        unpin_req *u = &todo->v[i];
+        snprintf(part[n], sizeof part[n], "%" PRId32, u->partition);
+        if (eval_init(&eb[n], unpin_lua, sizeof unpin_lua - 1, 3, 2) ||
+            name_keys(d, &eb[n], u->name, u->len))
+            goto out;
+        eval_arg(&eb[n], part[n], strlen(part[n]));
+        eval_arg(&eb[n], u->name, u->len);
+        cmds[n] = (cmd){eb[n].argc, eb[n].argv, eb[n].lens};
+    }
+    size_t hb = n;
+    int64_t now = unix_ms();
+    char ttl[24], nowbuf[24];
+    snprintf(ttl, sizeof ttl, "%d", d->ttl_ms);
+    snprintf(nowbuf, sizeof nowbuf, "%" PRId64, now);
+    if (!final && d->cur.worker.id[0]) {
+        d->cur.worker.updated_ms = now;
+        if (vd_dir_worker_encode(&d->cur.worker, &fb[n], NULL) ||
+            eval_init(&eb[n], heartbeat_lua, sizeof heartbeat_lua - 1, 2, 3 + 2 * (int)fb[n].n))
+            goto out;
+        size_t l0, l1;
+        eb[n].keys[0] = mkkey(d, "worker:", d->worker_id, strlen(d->worker_id), &l0);
+        eb[n].keys[1] = mkkey(d, "workers", "", 0, &l1);
+        if (!eb[n].keys[0] || !eb[n].keys[1]) goto out;
+        eval_arg(&eb[n], eb[n].keys[0], l0);
+        eval_arg(&eb[n], eb[n].keys[1], l1);
+        eval_arg(&eb[n], ttl, strlen(ttl));
+        eval_arg(&eb[n], nowbuf, strlen(nowbuf));
+        eval_arg(&eb[n], d->worker_id, strlen(d->worker_id));
+        eval_fields(&eb[n], &fb[n]);
+        cmds[n] = (cmd){eb[n].argc, eb[n].argv, eb[n].lens};
+        n++;
+    }
+    size_t first_entry = n;
+    double t = mono_s();
+    for (size_t i = 0; i < d->cur.n; i++) {
+        vd_dir_index *ix = &d->cur.indexes[i];
+        if (dropped_since(d, ix, todo) || dropped_since(d, ix, &d->recent)) continue;
+        written *w = find_written(d, ix->name);
+        if (!final && w && same_entry(&w->ix, ix) && t - w->at < d->ttl_ms / 1000.0) continue;
+        if (final && w && same_entry(&w->ix, ix)) continue;
+        ix->updated_ms = now;
+        snprintf(part[n], sizeof part[n], "%" PRId32, ix->partition);
+        if (vd_dir_index_encode(ix, &fb[n], NULL) ||
+            eval_init(&eb[n], entry_lua, sizeof entry_lua - 1, 3, 2 + 2 * (int)fb[n].n) ||
+            name_keys(d, &eb[n], ix->name, strlen(ix->name)))
+            goto out;
+        eval_arg(&eb[n], part[n], strlen(part[n]));
+        eval_arg(&eb[n], ix->name, strlen(ix->name));
+        eval_fields(&eb[n], &fb[n]);
+        cmds[n] = (cmd){eb[n].argc, eb[n].argv, eb[n].lens};
+        which[n] = i;
+        n++;
+    }
+    if (n && pipeline(&d->bc, cmds, n, rep, why, sizeof why)) {
+        mark_down(d, why);
+        goto out;
+    }
+    mark_up(d);
+    if (!final && hb < first_entry) d->n_heartbeats++;
+    for (size_t k = first_entry; k < n; k++) {
+        vd_dir_index *ix = &d->cur.indexes[which[k]];
+        int32_t owner = -1;
+        parse_owner(rep[k], &owner);
+        written *w = find_written(d, ix->name);
+        if (!w) {
+            written *v = realloc(d->wr, (d->nwr + 1) * sizeof *v);
+            if (!v) continue;
+            d->wr = v;
+            w = &d->wr[d->nwr++];
+            memset(w, 0, sizeof *w);
+            if (!(w->ix.name = strdup(ix->name))) {
+                d->nwr--;
+                continue;
+            }
+        }
+        char *keep = w->ix.name;
+        w->ix = *ix;
+        w->ix.name = keep;
+        w->at = t;
+        int conflict = owner >= 0 && owner != ix->partition;
+        if (conflict && !w->conflict)
+            vd_log(d->lg, VD_LOG_WARN, "pin_conflict", VD_LS("index", ix->name),
+                   VD_LI("partition", ix->partition), VD_LI("pinned_to", owner),
+                   VD_LS("meaning", "the same index name lives on two partitions: producers with "
+                                    "different partitioners"));
+        if (conflict != w->conflict) {
+            if (conflict)
+                d->n_conflicts++;
+            else
+                d->n_conflicts--;
+        }
+        w->conflict = conflict;
+        if (conflict) w->at = 0; /* check again next round */
+    }
+    rc = 0;
+out:
+    for (size_t k = 0; rep && k < n; k++)
+        if (rep[k] && rc == 0) freeReplyObject(rep[k]);
+    for (size_t k = 0; eb && fb && k < max; k++) {
+        eval_free(&eb[k]);
+        vd_dir_fields_clear(&fb[k]);
+    }
+    free(cmds);
+    free(eb);
+    free(fb);
+    free(which);
+    free(rep);
+    free(part);
+    return rc;
+}
+
+/* Removes the heartbeat: the worker leaves the fleet cleanly. */
+static void delete_heartbeat(vd_directory *d)
+{
+    if (!d->bc || get_state(d, NULL) != 1) return;
+    size_t l0, l1;
+    char *k0 = mkkey(d, "worker:", d->worker_id, strlen(d->worker_id), &l0);
+    char *k1 = mkkey(d, "workers", "", 0, &l1), why[256];
+    if (k0 && k1) {
+        const char *a0[2] = {"DEL", k0}, *a1[3] = {"ZREM", k1, d->worker_id};
+        size_t s0[2] = {3, l0}, s1[3] = {4, l1, strlen(d->worker_id)};
+        cmd c[2] = {{2, a0, s0}, {3, a1, s1}};
+        redisReply *r[2];
+        if (pipeline(&d->bc, c, 2, r, why, sizeof why) == 0) {
+            freeReplyObject(r[0]);
+            freeReplyObject(r[1]);
+        }
+    }
+    free(k0);
+    free(k1);
+}
+
+static void *publisher(void *arg)
+{
+    vd_directory *d = arg;
+    double next = 0;
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        double retry_at;
+        int state = get_state(d, &retry_at);
+        double wake = state == 0 && retry_at > next ? retry_at : next;
+        while (!d->stop && mono_s() < wake) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            double left = wake - mono_s();
+            if (left > 0.5) left = 0.5;
+            if (left < 0) left = 0;
+            ts.tv_sec += (time_t)left;
+            ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&d->cond, &d->mu, &ts);
+        }
+        int final = d->stop;
+        if (d->have_snap) {
+            vd_dir_snapshot_clear(&d->cur);
+            d->cur = d->snap;
+            d->cur_seq = d->snap_seq;
+            memset(&d->snap, 0, sizeof d->snap);
+            d->have_snap = 0;
+        }
+        unpin_list todo = d->unpins;
+        memset(&d->unpins, 0, sizeof d->unpins);
+        pthread_mutex_unlock(&d->mu);
+
+        /* Drops already applied are kept only while the current snapshot
+         * is older than them. */
+        for (size_t i = 0; i < d->recent.n; i++)
+            if (d->recent.v[i].seq < d->cur_seq) {
+                free(d->recent.v[i].name);
+                d->recent.v[i--] = d->recent.v[--d->recent.n];
+            }
+        /* At exit a down Redis gets no more waiting. */
+        int ok = !(final && get_state(d, NULL) == 0) && publish_round(d, &todo, final) == 0;
+        if (final) {
+            if (ok) delete_heartbeat(d);
+            free_unpins(&todo);
+            return NULL;
+        }
+        pthread_mutex_lock(&d->mu);
+        if (ok) {
+            for (size_t i = 0; i < todo.n; i++) {
+                forget_written(d, todo.v[i].name, todo.v[i].len);
+                unpins_push(&d->recent, todo.v[i].name, todo.v[i].len, todo.v[i].partition,
+                            todo.v[i].seq);
+            }
+            free_unpins(&todo);
+        } else {
+            /* Not done: put them back in front of newer ones. */
+            for (size_t i = 0; i < d->unpins.n; i++)
+                unpins_push(&todo, d->unpins.v[i].name, d->unpins.v[i].len,
+                            d->unpins.v[i].partition, d->unpins.v[i].seq);
+            free_unpins(&d->unpins);
+            d->unpins = todo;
+        }
+        next = mono_s() + d->heartbeat_ms / 1000.0;
+    }
+}
+
+vd_err vd_directory_open(vd_directory **out, const vd_directory_opts *opts, vd_error *err)
+{
+    if (!opts->worker_id || !*opts->worker_id)
+        return vd_error_set(err, VD_ERR_CONFIG, "worker.id: a worker needs an id");
+    if (opts->heartbeat_ms < 1)
+        return vd_error_set(err, VD_ERR_CONFIG,
+                            "directory.heartbeat.interval.ms: must be positive");
+    if (opts->ttl_ms <= opts->heartbeat_ms)
+        return vd_error_set(err, VD_ERR_CONFIG,
+                            "directory.ttl.ms: %d must be greater than "
+                            "directory.heartbeat.interval.ms (%d), or heartbeats expire between "
+                            "two writes",
+                            opts->ttl_ms, opts->heartbeat_ms);
+    vd_directory *d;
+    vd_err rc = init_common(&d, opts, err);
+    if (rc) return rc;
+    if (pthread_create(&d->thread, NULL, publisher, d)) {
+        vd_directory_close(d);
+        return vd_error_set(err, VD_ERR_NOMEM, "directory: cannot start its thread");
+    }
+    d->has_thread = 1;
+    *out = d;
+    return VD_OK;
+}
+
+void vd_directory_close(vd_directory *d)
+{
+    if (!d) return;
+    if (d->has_thread) {
+        pthread_mutex_lock(&d->mu);
+        d->stop = 1;
+        pthread_cond_broadcast(&d->cond);
+        pthread_mutex_unlock(&d->mu);
+        pthread_join(d->thread, NULL);
+    }
+    if (d->pc) redisFree(d->pc);
+    if (d->bc) redisFree(d->bc);
+    pins_clear(d);
+    free_unpins(&d->unpins);
+    free_unpins(&d->recent);
+    vd_dir_snapshot_clear(&d->snap);
+    vd_dir_snapshot_clear(&d->cur);
+    clear_written(d);
+    pthread_mutex_destroy(&d->st_mu);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cond);
+    free(d->prefix);
+    free(d->worker_id);
+    free(d);
+}
+
+/* ------------------------------------------------------------------ */
+/* Readers. */
+
+static int cmp_index(const void *a, const void *b)
+{
+    return strcmp(((const vd_dir_index *)a)->name, ((const vd_dir_index *)b)->name);
+}
+
+static int cmp_worker(const void *a, const void *b)
+{
+    return strcmp(((const vd_dir_worker *)a)->id, ((const vd_dir_worker *)b)->id);
+}
+
+/* The field/value strings of an HGETALL reply. */
+static vd_err hash_pairs(const redisReply *r, const char ***f, size_t **l, size_t *n)
+{
+    *n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    *f = calloc(*n ? *n : 1, sizeof **f);
+    *l = calloc(*n ? *n : 1, sizeof **l);
+    if (!*f || !*l) {
+        free(*f);
+        free(*l);
+        return VD_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < *n; i++) {
+        const redisReply *e = r->element[i];
+        (*f)[i] = e->type == REDIS_REPLY_STRING ? e->str : "";
+        (*l)[i] = e->type == REDIS_REPLY_STRING ? e->len : 0;
+    }
+    return VD_OK;
+}
+
+static vd_err reader_fail(vd_directory *d, vd_error *err, const char *what, const char *why)
+{
+    return vd_error_set(err, VD_ERR_IO, "Redis at %s: %s: %s", d->where, what, why);
+}
+
+vd_err vd_directory_workers(vd_directory *d, vd_dir_worker **out, size_t *nout, vd_error *err)
+{
+    char why[256];
+    size_t klen;
+    if (!d->pc) return reader_fail(d, err, "not connected", "reconnect");
+    char *zkey = mkkey(d, "workers", "", 0, &klen);
+    if (!zkey) return vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
+    const char *argv[4] = {"ZRANGE", zkey, "0", "-1"};
+    size_t lens[4] = {6, klen, 1, 2};
+    redisReply *ids;
+    int rc = run1(&d->pc, 4, argv, lens, &ids, why, sizeof why);
+    free(zkey);
+    if (rc) return reader_fail(d, err, "ZRANGE workers", why);
+    size_t n = ids->type == REDIS_REPLY_ARRAY ? ids->elements : 0;
+    vd_err erc = VD_OK;
+    cmd *cmds = calloc(2 * n + 1, sizeof *cmds);
+    char **keys = calloc(n + 1, sizeof *keys);
+    const char **args = calloc(4 * n + 1, sizeof *args);
+    size_t *alens = calloc(4 * n + 1, sizeof *alens);
+    redisReply **rep = calloc(2 * n + 1, sizeof *rep);
+    vd_dir_worker *ws = calloc(n + 1, sizeof *ws);
+    size_t got = 0;
+    if (!cmds || !keys || !args || !alens || !rep || !ws) {
+        erc = vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *id = ids->element[i];
+        if (!(keys[i] = mkkey(d, "worker:", id->str, id->len, &klen))) {
+            erc = vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
+            goto out;
+        }
+        args[4 * i] = "HGETALL";
+        alens[4 * i] = 7;
+        args[4 * i + 1] = keys[i];
+        alens[4 * i + 1] = klen;
+        args[4 * i + 2] = "PTTL";
+        alens[4 * i + 2] = 4;
+        args[4 * i + 3] = keys[i];
+        alens[4 * i + 3] = klen;
+        cmds[2 * i] = (cmd){2, &args[4 * i], &alens[4 * i]};
+        cmds[2 * i + 1] = (cmd){2, &args[4 * i + 2], &alens[4 * i + 2]};
+    }
+    if (n && pipeline(&d->pc, cmds, 2 * n, rep, why, sizeof why)) {
+        erc = reader_fail(d, err, "HGETALL worker", why);
+        goto out;
+    }
+    for (size_t i = 0; i < n && !erc; i++) {
+        const char **f;
+        size_t *l, nf;
+        if (rep[2 * i]->type != REDIS_REPLY_ARRAY || rep[2 * i]->elements == 0)
+            continue; /* expired: the worker is gone */
+        if ((erc = hash_pairs(rep[2 * i], &f, &l, &nf))) {
+            vd_error_set(err, erc, "directory: out of memory");
+            break;
+        }
+        vd_error derr;
+        if (vd_dir_worker_decode(f, l, nf, &ws[got], &derr) == VD_OK) {
+            if (!ws[got].id[0])
+                copy_field(ws[got].id, sizeof ws[got].id, ids->element[i]->str,
+                           ids->element[i]->len);
+            ws[got].ttl_ms =
+                rep[2 * i + 1]->type == REDIS_REPLY_INTEGER ? rep[2 * i + 1]->integer : -1;
+            got++;
+        }
+        free(f);
+        free(l);
+    }
+    for (size_t k = 0; k < 2 * n; k++) freeReplyObject(rep[k]);
+out:
+    freeReplyObject(ids);
+    for (size_t i = 0; keys && i < n; i++) free(keys[i]);
+    free(keys);
+    free(cmds);
+    free(args);
+    free(alens);
+    free(rep);
+    if (erc) {
+        for (size_t i = 0; i < got; i++) vd_dir_worker_clear(&ws[i]);
+        free(ws);
+        return erc;
+    }
+    qsort(ws, got, sizeof *ws, cmp_worker);
+    *out = ws;
+    *nout = got;
+    return VD_OK;
+}
+
+vd_err vd_directory_indexes(vd_directory *d, vd_dir_index **out, size_t *nout, vd_error *err)
+{
+    vd_dir_worker *ws = NULL;
+    size_t nw = 0;
+    vd_err erc = vd_directory_workers(d, &ws, &nw, err);
+    if (erc) return erc;
+    char why[256];
+    size_t klen;
+    char *skey = mkkey(d, "indexes", "", 0, &klen);
+    redisReply *names = NULL;
+    if (!skey) {
+        erc = vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
+        goto done_workers;
+    }
+    const char *argv[2] = {"SMEMBERS", skey};
+    size_t lens[2] = {8, klen};
+    int rc = run1(&d->pc, 2, argv, lens, &names, why, sizeof why);
+    free(skey);
+    if (rc) {
+        erc = reader_fail(d, err, "SMEMBERS indexes", why);
+        goto done_workers;
+    }
+    size_t n = names->type == REDIS_REPLY_ARRAY ? names->elements : 0;
+    cmd *cmds = calloc(2 * n + 1, sizeof *cmds);
+    char **keys = calloc(2 * n + 1, sizeof *keys);
+    const char **args = calloc(4 * n + 1, sizeof *args);
+    size_t *alens = calloc(4 * n + 1, sizeof *alens);
+    redisReply **rep = calloc(2 * n + 1, sizeof *rep);
+    vd_dir_index *xs = calloc(n + 1, sizeof *xs);
+    size_t got = 0;
+    int have_rep = 0;
+    if (!cmds || !keys || !args || !alens || !rep || !xs) {
+        erc = vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *nm = names->element[i];
+        size_t l0, l1;
+        keys[2 * i] = mkkey(d, "index:", nm->str, nm->len, &l0);
+        keys[2 * i + 1] = mkkey(d, "pin:", nm->str, nm->len, &l1);
+        if (!keys[2 * i] || !keys[2 * i + 1]) {
+            erc = vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
+            goto out;
+        }
+        args[4 * i] = "HGETALL";
+        alens[4 * i] = 7;
+        args[4 * i + 1] = keys[2 * i];
+        alens[4 * i + 1] = l0;
+        args[4 * i + 2] = "GET";
+        alens[4 * i + 2] = 3;
+        args[4 * i + 3] = keys[2 * i + 1];
+        alens[4 * i + 3] = l1;
+        cmds[2 * i] = (cmd){2, &args[4 * i], &alens[4 * i]};
+        cmds[2 * i + 1] = (cmd){2, &args[4 * i + 2], &alens[4 * i + 2]};
+    }
+    if (n && pipeline(&d->pc, cmds, 2 * n, rep, why, sizeof why)) {
+        erc = reader_fail(d, err, "HGETALL index", why);
+        goto out;
+    }
+    have_rep = 1;
+    for (size_t i = 0; i < n && !erc; i++) {
+        const char **f;
+        size_t *l, nf;
+        if (rep[2 * i]->type != REDIS_REPLY_ARRAY || rep[2 * i]->elements == 0) continue;
+        if ((erc = hash_pairs(rep[2 * i], &f, &l, &nf))) {
+            vd_error_set(err, erc, "directory: out of memory");
+            break;
+        }
+        const redisReply *nm = names->element[i];
+        vd_error derr;
+        if (vd_dir_index_decode(nm->str, nm->len, f, l, nf, &xs[got], &derr) == VD_OK) {
+            int32_t pin = -1;
+            if (parse_owner(rep[2 * i + 1], &pin)) pin = -1;
+            xs[got].pinned = pin;
+            for (size_t k = 0; k < nw; k++)
+                if (strcmp(ws[k].id, xs[got].owner) == 0) xs[got].owner_alive = 1;
+            got++;
+        }
+        free(f);
+        free(l);
+    }
+out:
+    for (size_t k = 0; have_rep && k < 2 * n; k++) freeReplyObject(rep[k]);
+    freeReplyObject(names);
+    for (size_t i = 0; keys && i < 2 * n; i++) free(keys[i]);
+    free(keys);
+    free(cmds);
+    free(args);
+    free(alens);
+    free(rep);
+    if (erc) {
+        for (size_t i = 0; i < got; i++) vd_dir_index_clear(&xs[i]);
+        free(xs);
+    } else {
+        qsort(xs, got, sizeof *xs, cmp_index);
+        *out = xs;
+        *nout = got;
+    }
+done_workers:
+    for (size_t i = 0; i < nw; i++) vd_dir_worker_clear(&ws[i]);
+    free(ws);
+    return erc;
+}
