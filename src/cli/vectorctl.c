@@ -15,7 +15,10 @@
  *   search INDEX (--vector '[...]' | --queries FILE) [--k 10] [--ef N] [--min-offset O]
  *   info INDEX
  *   inspect FILE.lhv1              offline: verify a checkpoint and print its envelope
- *   produce TOPIC KEY [--header name=value]...   a raw record, value from stdin
+ *   produce TOPIC KEY [--header name=value]... [--partition N]
+ *                                  a raw record, value from stdin
+ *   ls                             every index in the fleet (Redis directory)
+ *   status                         workers, partitions, lag (Redis directory)
  *   consume TOPIC [--count N]      raw records from the beginning, as JSON lines
  *                                  (value, or value_base64 when it is not UTF-8)
  *
@@ -24,6 +27,10 @@
  * what happened: 0 ok, 1 an error reply, 2 usage, 3 timeout, 4 Kafka/IO.
  * Requests are JSON (content-type: application/json); replies come back in
  * the same type.
+ *
+ * ls and status read the Redis directory (docs/directory.md), not Kafka:
+ * --redis URL, else -X directory.redis_url, else $VECTORD_DIRECTORY_REDIS_URL;
+ * keys under -X group.id (default vectord). Exit 4 when Redis is unreachable.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +47,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "directory/directory.h"
 #include "kafka/kafka.h"
 #include "vectord/lhv1.h"
 
@@ -499,6 +507,7 @@ static int cmd_inspect(const char *path)
 /* produce TOPIC KEY [--header k=v]...: one record, value from stdin, as is. */
 static int cmd_produce(ctl *c, const char *topic, const char *key, int argc, char **argv, int from)
 {
+    int32_t partition = RD_KAFKA_PARTITION_UA; /* the murmur2_random partitioner's choice */
     char *value = NULL;
     size_t len = 0, cap = 0, n;
     char chunk[65536];
@@ -513,15 +522,23 @@ static int cmd_produce(ctl *c, const char *topic, const char *key, int argc, cha
     }
     rd_kafka_headers_t *h = rd_kafka_headers_new(4);
     for (int i = from; i < argc - 1; i++) {
+        if (!strcmp(argv[i], "--partition")) {
+            char *end;
+            long pn = strtol(argv[++i], &end, 10);
+            if (*end || pn < 0 || pn > INT32_MAX)
+                die(EXIT_USAGE, "--partition %s: expected N >= 0", argv[i]);
+            partition = (int32_t)pn;
+            continue;
+        }
         if (strcmp(argv[i], "--header")) continue;
         const char *kv = argv[++i], *eq = strchr(kv, '=');
         if (!eq) die(EXIT_USAGE, "--header %s: expected name=value", kv);
         rd_kafka_header_add(h, kv, eq - kv, eq + 1, -1);
     }
-    rd_kafka_resp_err_t e =
-        rd_kafka_producev(c->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-                          RD_KAFKA_V_VALUE(value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                          RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        c->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+        RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(value, len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
     free(value);
     if (e) {
         rd_kafka_headers_destroy(h);
@@ -612,10 +629,190 @@ static int cmd_consume(ctl *c, const char *topic, long count)
     return count >= 0 && seen < count ? EXIT_TIMEOUT : 0;
 }
 
+/* ---- the Redis directory: ls, status ---- */
+
+static vd_directory *dir_connect(const ctl *c, const char *url)
+{
+    if (!url) url = vd_config_str(c->cfg, "directory.redis_url");
+    if (!*url) url = getenv("VECTORD_DIRECTORY_REDIS_URL");
+    if (!url || !*url)
+        die(EXIT_USAGE, "no directory: pass --redis redis://HOST:PORT, -X directory.redis_url=..., "
+                        "or set VECTORD_DIRECTORY_REDIS_URL");
+    vd_directory_opts o = {
+        .url = url, .group = vd_config_str(c->cfg, "group.id"), .timeout_ms = c->timeout_ms};
+    vd_directory *d;
+    vd_error err;
+    vd_err rc = vd_directory_connect(&d, &o, &err);
+    if (rc) die(rc == VD_ERR_CONFIG ? EXIT_USAGE : EXIT_KAFKA, "%s", err.msg);
+    return d;
+}
+
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "3.2s", "5m", "2h" ago; "-" for no time. */
+static const char *ago(int64_t ms, char *buf, size_t cap)
+{
+    if (ms <= 0) return "-";
+    double s = (double)(unix_ms() - ms) / 1000.0;
+    if (s < 0) s = 0;
+    if (s < 60)
+        snprintf(buf, cap, "%.1fs", s);
+    else if (s < 3600)
+        snprintf(buf, cap, "%.0fm", s / 60);
+    else
+        snprintf(buf, cap, "%.0fh", s / 3600);
+    return buf;
+}
+
+static void print_json(json_t *doc)
+{
+    char *t = json_dumps(doc, JSON_COMPACT);
+    puts(t ? t : "null");
+    free(t);
+    json_decref(doc);
+}
+
+static int cmd_ls(ctl *c, const char *url)
+{
+    vd_directory *d = dir_connect(c, url);
+    vd_dir_index *xs;
+    size_t n;
+    vd_error err;
+    if (vd_directory_indexes(d, &xs, &n, &err)) die(EXIT_KAFKA, "%s", err.msg);
+    json_t *arr = c->json_out ? json_array() : NULL;
+    if (!c->json_out)
+        printf("%-24s %4s %-20s %5s %-9s %10s %10s %12s %8s %s\n", "INDEX", "PART", "OWNER", "DIM",
+               "DISTANCE", "LENGTH", "APPLIED", "CHECKPOINTED", "UPDATED", "NOTE");
+    for (size_t i = 0; i < n; i++) {
+        vd_dir_index *x = &xs[i];
+        if (c->json_out) {
+            json_t *o = json_pack(
+                "{s:s, s:i, s:s, s:b, s:i, s:i, s:i, s:i, s:s, s:I, s:I, s:I, s:I, s:I}", "name",
+                x->name, "partition", (int)x->partition, "owner", x->owner, "owner_alive",
+                x->owner_alive, "dimension", (int)x->params.dimension, "m", (int)x->params.m,
+                "ef_construction", (int)x->params.ef_construction, "ef_search",
+                (int)x->params.ef_search, "distance", vd_distance_name(x->params.distance),
+                "length", (json_int_t)x->length, "deleted", (json_int_t)x->deleted,
+                "applied_offset", (json_int_t)x->applied_offset, "checkpointed_offset",
+                (json_int_t)x->checkpointed_offset, "updated_ms", (json_int_t)x->updated_ms);
+            json_object_set_new(o, "pinned_partition",
+                                x->pinned >= 0 ? json_integer(x->pinned) : json_null());
+            json_array_append_new(arr, o);
+        } else {
+            char when[32], note[96] = "";
+            if (!x->owner_alive) snprintf(note, sizeof note, "owner gone");
+            if (x->pinned < 0)
+                snprintf(note + strlen(note), sizeof note - strlen(note), "%snot pinned",
+                         *note ? ", " : "");
+            else if (x->pinned != x->partition)
+                snprintf(note + strlen(note), sizeof note - strlen(note), "%spinned to %d",
+                         *note ? ", " : "", (int)x->pinned);
+            printf("%-24s %4d %-20s %5u %-9s %10" PRIu64 " %10" PRId64 " %12" PRId64 " %8s %s\n",
+                   x->name, (int)x->partition, x->owner, x->params.dimension,
+                   vd_distance_name(x->params.distance), x->length, x->applied_offset,
+                   x->checkpointed_offset, ago(x->updated_ms, when, sizeof when), note);
+        }
+        vd_dir_index_clear(x);
+    }
+    free(xs);
+    if (c->json_out) print_json(json_pack("{s:o}", "indexes", arr));
+    vd_directory_close(d);
+    return 0;
+}
+
+static int cmd_status(ctl *c, const char *url)
+{
+    vd_directory *d = dir_connect(c, url);
+    vd_dir_worker *ws;
+    size_t n;
+    vd_error err;
+    if (vd_directory_workers(d, &ws, &n, &err)) die(EXIT_KAFKA, "%s", err.msg);
+    int32_t nparts = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ws[i].partition_count > nparts) nparts = ws[i].partition_count;
+    json_t *jw = json_array(), *jp = json_array(), *unowned = json_array();
+    if (!c->json_out)
+        printf("%-24s %-16s %8s %-16s %8s %10s\n", "WORKER", "HOST", "PID", "PARTITIONS", "LAG",
+               "HEARTBEAT");
+    for (size_t i = 0; i < n; i++) {
+        vd_dir_worker *w = &ws[i];
+        char list[256] = "", when[32];
+        json_t *parts = json_array();
+        for (size_t k = 0; k < w->nparts; k++) {
+            size_t len = strlen(list);
+            snprintf(list + len, sizeof list - len, "%s%d", k ? "," : "", (int)w->parts[k].id);
+            json_array_append_new(parts, json_pack("{s:i, s:s, s:I, s:I}", "partition",
+                                                   (int)w->parts[k].id, "state", w->parts[k].state,
+                                                   "applied", (json_int_t)w->parts[k].applied,
+                                                   "lag", (json_int_t)w->parts[k].lag));
+        }
+        if (c->json_out)
+            json_array_append_new(
+                jw,
+                json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:I, s:o}", "id", w->id, "host",
+                          w->host, "version", w->version, "pid", (json_int_t)w->pid, "started_ms",
+                          (json_int_t)w->started_ms, "updated_ms", (json_int_t)w->updated_ms,
+                          "ttl_ms", (json_int_t)w->ttl_ms, "partition_count",
+                          (int)w->partition_count, "lag", (json_int_t)w->lag, "partitions", parts));
+        else {
+            json_decref(parts);
+            printf("%-24s %-16s %8ld %-16s %8" PRId64 " %10s\n", w->id, w->host, w->pid,
+                   *list ? list : "-", w->lag, ago(w->updated_ms, when, sizeof when));
+        }
+    }
+    if (!c->json_out)
+        printf("\n%-9s %-24s %-10s %10s %8s\n", "PARTITION", "OWNER", "STATE", "APPLIED", "LAG");
+    int32_t owned = 0;
+    for (int32_t p = 0; p < nparts; p++) {
+        int found = 0;
+        for (size_t i = 0; i < n; i++)
+            for (size_t k = 0; k < ws[i].nparts; k++) {
+                vd_dir_partition *dp = &ws[i].parts[k];
+                if (dp->id != p) continue;
+                found++;
+                if (c->json_out)
+                    json_array_append_new(
+                        jp, json_pack("{s:i, s:s, s:s, s:I, s:I}", "partition", (int)p, "owner",
+                                      ws[i].id, "state", dp->state, "applied",
+                                      (json_int_t)dp->applied, "lag", (json_int_t)dp->lag));
+                else
+                    printf("%-9d %-24s %-10s %10" PRId64 " %8" PRId64 "%s\n", (int)p, ws[i].id,
+                           dp->state, dp->applied, dp->lag,
+                           found > 1 ? "  (two owners: a rebalance is in progress)" : "");
+            }
+        if (found) owned++;
+        if (!found) {
+            json_array_append_new(unowned, json_integer(p));
+            if (!c->json_out)
+                printf("%-9d %-24s %-10s %10s %8s\n", (int)p, "-", "unowned", "-", "-");
+        }
+    }
+    if (c->json_out)
+        print_json(json_pack("{s:o, s:o, s:i, s:i, s:o}", "workers", jw, "partitions", jp,
+                             "partition_count", (int)nparts, "owned", (int)owned, "unowned",
+                             unowned));
+    else {
+        json_decref(jw);
+        json_decref(jp);
+        json_decref(unowned);
+        printf("\n%zu worker%s; %d of %d partitions owned\n", n, n == 1 ? "" : "s", (int)owned,
+               (int)nparts);
+    }
+    for (size_t i = 0; i < n; i++) vd_dir_worker_clear(&ws[i]);
+    free(ws);
+    vd_directory_close(d);
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fputs("usage: vectorctl [-b BROKERS] [-X key=value]... [--timeout MS] [--json]\n"
-          "                 [--reply-topic T] [--no-wait] COMMAND ...\n"
+          "                 [--reply-topic T] [--no-wait] [--redis URL] COMMAND ...\n"
           "  --no-wait: return once Kafka has a command, without waiting for vectord\n"
           "  create INDEX --dim N [--m 16] [--ef-construction 200] [--ef-search 64]\n"
           "               [--distance cosine|euclidean|dot] [--if-not-exists]\n"
@@ -625,8 +822,10 @@ static void usage(FILE *f)
           "  search INDEX (--vector '[..]' | --queries FILE) [--k 10] [--ef N] [--min-offset O]\n"
           "  info INDEX\n"
           "  inspect FILE.lhv1\n"
-          "  produce TOPIC KEY [--header name=value]...   value from stdin, sent as is\n"
+          "  produce TOPIC KEY [--header name=value]... [--partition N]   value from stdin, as is\n"
           "  consume TOPIC [--count N]                    from the beginning, JSON lines\n"
+          "  ls                        every index in the fleet (the Redis directory)\n"
+          "  status                    workers, partitions and lag (the Redis directory)\n"
           "exit status: 0 ok, 1 error reply, 2 usage, 3 timeout, 4 Kafka/IO\n",
           f);
 }
@@ -655,6 +854,7 @@ int main(int argc, char **argv)
     c.cfg = cfg;
     c.timeout_ms = 30000;
     c.t_reply = "vectord.replies";
+    const char *redis_url = NULL;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "-b") && i + 1 < argc)
@@ -665,6 +865,8 @@ int main(int argc, char **argv)
             c.timeout_ms = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reply-topic") && i + 1 < argc)
             c.t_reply = argv[++i];
+        else if (!strcmp(argv[i], "--redis") && i + 1 < argc)
+            redis_url = argv[++i];
         else if (!strcmp(argv[i], "--json"))
             c.json_out = 1;
         else if (!strcmp(argv[i], "--no-wait"))
@@ -686,6 +888,11 @@ int main(int argc, char **argv)
         if (i >= argc) die(EXIT_USAGE, "inspect needs a file");
         vd_config_free(cfg);
         return cmd_inspect(argv[i]);
+    }
+    if (!strcmp(cmd, "ls") || !strcmp(cmd, "status")) {
+        int rc = !strcmp(cmd, "ls") ? cmd_ls(&c, redis_url) : cmd_status(&c, redis_url);
+        vd_config_free(cfg);
+        return rc;
     }
     if (i >= argc) die(EXIT_USAGE, "%s needs an index name or a topic", cmd);
     const char *index = argv[i++];
