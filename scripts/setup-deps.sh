@@ -8,6 +8,8 @@ pkgs=(build-essential cmake ninja-build pkg-config git
       librdkafka-dev libmsgpack-dev libcurl4-openssl-dev libhiredis-dev libmicrohttpd-dev
       python3)
 [[ "${VD_WITH_FUZZ:-0}" = 1 ]] && pkgs+=(clang libclang-rt-14-dev)
+# The directory's tests run a real redis-server (deploy/redis/redis.sh).
+pkgs+=(redis-server redis-tools)
 # The integration tests run a real Kafka broker from Maven Central jars.
 command -v java >/dev/null || pkgs+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || pkgs+=(maven)
