@@ -275,6 +275,7 @@ vd_err vd_curl_status_error(const vd_curl_request *rq, const vd_curl_response *r
         if (c == ' ' && n && snippet[n - 1] == ' ') continue;
         snippet[n++] = (char)c;
     }
+    while (n && snippet[n - 1] == ' ') n--;
     snippet[n] = 0;
     return vd_error_set(err, code, "%s: HTTP %ld%s%s%s%s", rq->what, resp->status,
                         reason && *reason ? " " : "", reason ? reason : "", n ? ": " : "", snippet);

@@ -521,6 +521,8 @@ static vd_err put_manifest(vd_worker *w, part *p, vd_error *err)
  */
 static vd_err checkpoint(vd_worker *w, part *p, const char *why, vd_error *err)
 {
+    vd_error local = {0};
+    if (!err) err = &local; /* the failure is logged either way */
     if (w->fenced || p->state < P_REPLAYING) return VD_OK;
     if (p->pending == 0 && p->committed == p->applied + 1) return VD_OK;
     if (rd_kafka_assignment_lost(w->consumer)) {
@@ -573,7 +575,7 @@ static vd_err checkpoint(vd_worker *w, part *p, const char *why, vd_error *err)
         if (p->backoff > max) p->backoff = max;
         p->retry_at = now_s() + p->backoff * (0.75 + 0.5 * (double)rand() / RAND_MAX);
         LOG(w, VD_LOG_ERROR, "checkpoint_failed", VD_LI("partition", p->id), VD_LS("why", why),
-            VD_LS("error", err ? err->msg : ""), VD_LD("retry_in_s", p->backoff));
+            VD_LS("error", err->msg), VD_LD("retry_in_s", p->backoff));
         return rc;
     }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);

@@ -6,12 +6,39 @@
 # KILLS (default 10) random moments, restarted each time. Both finish with a
 # SIGTERM; the LHV1 payloads of each index must be byte-identical, and the
 # envelopes must agree on count and deleted.
-#   kafka_exactly_once.sh VECTORD VECTORCTL GEN_VECS WORKDIR [KILLS]
+#
+# STORE s3 (CTest: kafka_exactly_once_s3) keeps the checkpoints in a real S3
+# server (s3proxy, filesystem backend, so objects survive its restarts) and
+# adds store outages to the kills: every third run of worker B starts while
+# S3 is down (its loads fail and are retried), and every third run loses S3
+# in the middle (its checkpoints fail and are retried, offsets stay put).
+#   kafka_exactly_once.sh VECTORD VECTORCTL GEN_VECS WORKDIR [KILLS] [file|s3]
 set -euo pipefail
-vectord=$1 vectorctl=$2 gen=$3 work=$4 kills=${5:-10}
+vectord=$1 vectorctl=$2 gen=$3 work=$4 kills=${5:-10} store=${6:-file}
 source "$(dirname "$0")/lib.sh"
 pid=""
-stop_workers() { [[ -n $pid ]] && kill -9 $pid 2>/dev/null || true; }
+s3proxy=$repo/deploy/s3/s3proxy.sh
+stop_workers() {
+  [[ -n $pid ]] && kill -9 $pid 2>/dev/null || true
+  [[ $store == s3 ]] && "$s3proxy" stop --dir "$work/s3" >/dev/null 2>&1 || true
+}
+s3_up() {
+  "$s3proxy" start --dir "$work/s3" --port "$s3port" --bucket eo-test >>s3proxy.out 2>&1 ||
+    fail "s3proxy did not start"
+}
+s3_down() { "$s3proxy" stop --dir "$work/s3" >>s3proxy.out 2>&1; }
+store_url() { # set
+  if [[ $store == s3 ]]; then echo "s3://eo-test/store-$1"; else echo "file://$work/store-$1"; fi
+}
+if [[ $store == s3 ]]; then
+  s3port=$(free_port)
+  s3_up
+  eval "$("$s3proxy" env --dir "$work/s3")"
+  s3_get() { # key file
+    curl -sf -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --aws-sigv4 "aws:amz:$AWS_REGION:s3" \
+      --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "$AWS_ENDPOINT_URL_S3/eo-test/$1" -o "$2"
+  }
+fi
 
 kafka_up
 for set in a b; do topic_set "eo.$set"; done
@@ -49,7 +76,8 @@ want_e1=4850 want_e2=5000
 
 run() { # set, extra -X...
   local set=$1; shift
-  "$vectord" -X kafka.bootstrap.servers="$bootstrap" -X store.url="file://$work/store-$set" \
+  "$vectord" -X kafka.bootstrap.servers="$bootstrap" -X store.url="$(store_url "$set")" \
+    -X store.retries=1 -X checkpoint.retry.backoff.max.ms=2000 \
     -X group.id="eo-$set" -X group.instance.id="eo-$set-w" -X kafka.session.timeout.ms=6000 -X http.listen=127.0.0.1:0 \
     -X topic.commands="eo.$set.commands" -X topic.search="eo.$set.search" \
     -X topic.dlq="eo.$set.dlq" -X checkpoint.max.pending=7 -X checkpoint.interval.ms=1500 \
@@ -69,12 +97,31 @@ wait_done() { # set
 
 run a; wait_done a; kill -TERM $pid; wait $pid || fail "worker a exit status"; pid=""
 
+pause() { sleep "$(python3 -c "import random; print(round(random.uniform($1, $2), 2))")"; }
 for k in $(seq "$kills"); do
-  run b
-  sleep "$(python3 -c "import random; print(round(random.uniform(1.0, 3.0), 2))")"
+  if [[ $store == s3 && $((k % 3)) == 1 ]]; then
+    s3_down; run b; pause 1.0 2.0; s3_up; pause 0.5 1.5   # starts while S3 is down
+  elif [[ $store == s3 && $((k % 3)) == 2 ]]; then
+    run b; pause 1.0 2.0; s3_down; pause 1.0 2.0; s3_up   # loses S3 in the middle
+  else
+    run b; pause 1.0 3.0
+  fi
   kill -9 $pid; wait $pid 2>/dev/null || true; pid=""
 done
 run b; wait_done b; kill -TERM $pid; wait $pid || fail "worker b exit status"; pid=""
+if [[ $store == s3 ]]; then
+  for set in a b; do
+    mkdir -p "$work/store-$set/_vectors"
+    for name in e1 e2; do
+      s3_get "store-$set/_vectors/$name.lhv1" "$work/store-$set/_vectors/$name.lhv1" ||
+        fail "s3: cannot read store-$set/_vectors/$name.lhv1"
+    done
+  done
+  loadfails=$(grep -c 'event=partition_load_failed' vectord-b.log || true)
+  ckfails=$(grep -c 'event=checkpoint_failed' vectord-b.log || true)
+  echo "store outages: partition_load_failed=$loadfails checkpoint_failed=$ckfails"
+  [[ $loadfails -gt 0 && $ckfails -gt 0 ]] || fail "the outages were not felt (loads $loadfails, checkpoints $ckfails)"
+fi
 replays=$(grep -c 'event=partition_loaded' vectord-b.log || true)
 checkpoints=$(grep -c 'event=checkpoint ' vectord-b.log || true)
 

@@ -205,6 +205,7 @@ typedef struct race {
     vd_store *s;
     volatile int stop;
     int torn, seen[2];
+    char first[96]; /* what the first torn read looked like */
 } race;
 
 #define RACE_A (3u << 20)
@@ -219,6 +220,10 @@ static void *race_reader(void *arg)
         vd_error err;
         if (vd_store_get(r->s, "race/obj", &buf, &len, &err)) continue;
         uint8_t want = len == RACE_A ? 'A' : 'B';
+        if ((len != RACE_A && len != RACE_B) || (len && (buf[0] != want || buf[len - 1] != want)))
+            if (!r->torn)
+                snprintf(r->first, sizeof r->first, "len %zu, first byte %c, last byte %c", len,
+                         len ? buf[0] : '-', len ? buf[len - 1] : '-');
         if (len != RACE_A && len != RACE_B) r->torn++;
         for (size_t i = 0; i < len; i += 4093)
             if (buf[i] != want) {
@@ -250,7 +255,8 @@ static void test_no_torn_reads(void **state)
     r.stop = 1;
     pthread_join(t, NULL);
     vd_store_close(r.s);
-    printf("racing reads: %d of A, %d of B, %d torn\n", r.seen[0], r.seen[1], r.torn);
+    printf("racing reads: %d of A, %d of B, %d torn%s%s\n", r.seen[0], r.seen[1], r.torn,
+           r.torn ? ": " : "", r.first);
     assert_int_equal(r.torn, 0);
     assert_true(r.seen[0] + r.seen[1] > 0);
     free(a);
