@@ -652,7 +652,7 @@ static redisContext *dial(vd_directory *d, char *why, size_t cap)
             /* Redis' answer never echoes the password. */
             char tmp[256];
             snprintf(tmp, sizeof tmp, "%s", why);
-            snprintf(why, cap, "AUTH refused: %s", tmp);
+            snprintf(why, cap, "AUTH refused: %.200s", tmp);
             redisFree(c);
             return NULL;
         }
@@ -667,7 +667,7 @@ static redisContext *dial(vd_directory *d, char *why, size_t cap)
         if (!ok) {
             char tmp[256];
             snprintf(tmp, sizeof tmp, "%s", why);
-            snprintf(why, cap, "SELECT %d refused: %s", d->url.db, tmp);
+            snprintf(why, cap, "SELECT %d refused: %.200s", d->url.db, tmp);
             redisFree(c);
             return NULL;
         }
