@@ -5,6 +5,12 @@
 #
 #   s3proxy.sh fetch                     resolve the jar with Maven into the cache
 #   s3proxy.sh start  [--dir D] [--port P] [--bucket B ...] [--fresh] [--timeout S]
+#                     [--backend filesystem|transient]
+#       filesystem (default): objects are files under D/data and survive a
+#       restart, but a GET racing a PUT of the same key can return the old
+#       length filled with the new bytes (s3proxy stats, then opens);
+#       transient: objects live in the JVM's memory (gone at stop), and a GET
+#       racing a PUT sees one whole version, as on AWS.
 #   s3proxy.sh stop   [--dir D] [--timeout S]
 #   s3proxy.sh status [--dir D]          exit 0 running, 3 stopped
 #   s3proxy.sh env    [--dir D]          export lines for the AWS_* variables
@@ -131,6 +137,7 @@ DIR="$DEFAULT_DIR"
 PORT=""
 TIMEOUT=""
 FRESH=0
+BACKEND=filesystem
 declare -a BUCKETS=()
 declare -a REST=()
 
@@ -147,6 +154,8 @@ parse_opts() {
       --timeout) TIMEOUT="${2:?--timeout needs a value}"; shift 2 ;;
       --timeout=*) TIMEOUT="${1#*=}"; shift ;;
       --fresh) FRESH=1; shift ;;
+      --backend) BACKEND="${2:?--backend needs a value}"; shift 2 ;;
+      --backend=*) BACKEND="${1#*=}"; shift ;;
       -h|--help) usage; exit 0 ;;
       --) shift; REST+=("$@"); break ;;
       -*) die "unknown option '$1' (see: $PROG help)" ;;
@@ -154,6 +163,8 @@ parse_opts() {
     esac
   done
   [[ -z $TIMEOUT || $TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "bad timeout '$TIMEOUT'"
+  [[ $BACKEND == filesystem || $BACKEND == transient ]] ||
+    die "bad backend '$BACKEND' (filesystem or transient)"
   DIR="$(realpath -m -- "$DIR")"
 }
 
@@ -187,7 +198,7 @@ s3proxy.endpoint=http://127.0.0.1:$PORT
 s3proxy.authorization=aws-v2-or-v4
 s3proxy.identity=${VECTORD_S3_ACCESS_KEY:-vectord}
 s3proxy.credential=${VECTORD_S3_SECRET_KEY:-vectord-secret}
-jclouds.provider=filesystem
+jclouds.provider=$BACKEND
 jclouds.filesystem.basedir=${basedir//\\/\\\\}
 EOF
 }
@@ -250,9 +261,13 @@ cmd_start() {
 
   # Start detached (own session, immune to the caller's Ctrl-C/hangup); the
   # child writes its own pid, then becomes the JVM.
+  # The transient backend keeps objects on the heap: the tests store 256 MiB.
+  local jvm_opts=$JVM_OPTS
+  [[ $BACKEND == transient && -z ${VECTORD_S3PROXY_JVM_OPTS:-} ]] &&
+    jvm_opts=${JVM_OPTS/-Xmx384m/-Xmx1536m}
   # shellcheck disable=SC2086  # JVM options are a word list on purpose
   setsid nohup sh -c 'echo $$ >"$0"; exec "$@"' "$DIR/s3proxy.pid" \
-    java $JVM_OPTS -Djava.awt.headless=true -jar "$JAR" --properties "$DIR/s3proxy.conf" \
+    java $jvm_opts -Djava.awt.headless=true -jar "$JAR" --properties "$DIR/s3proxy.conf" \
     >>"$DIR/logs/s3proxy.out" 2>&1 </dev/null &
 
   local deadline=$(( $(date +%s) + ${TIMEOUT:-60} ))

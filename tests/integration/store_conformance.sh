@@ -4,7 +4,9 @@
 # store_conformance_storaged, store_conformance_s3):
 #   storaged  the reference server tests/storaged/storaged.py, with a bearer
 #             token and fault injection (--fail-file)
-#   s3        s3proxy (deploy/s3/s3proxy.sh), a real S3 API server, SigV4
+#   s3        s3proxy (deploy/s3/s3proxy.sh), a real S3 API server, SigV4, with
+#             its transient backend: its filesystem backend fails the torn-read
+#             case (a GET racing a PUT gets the old length, new bytes)
 #   store_conformance.sh storaged|s3 TEST_STORE WORKDIR
 set -euo pipefail
 backend=$1 test_store=$2 work=$3
@@ -32,7 +34,7 @@ storaged)
   export VD_STORE_TOKEN=$token VD_STORAGED_FAIL_FILE=$work/fail
   ;;
 s3)
-  "$repo/deploy/s3/s3proxy.sh" start --dir "$work/s3" --port "$(free_port)" --bucket vectord-test \
+  "$repo/deploy/s3/s3proxy.sh" start --dir "$work/s3" --port "$(free_port)" --bucket vectord-test --backend transient \
     >s3proxy.out || { echo "FAIL: s3proxy did not start"; cat s3proxy.out; exit 1; }
   eval "$("$repo/deploy/s3/s3proxy.sh" env --dir "$work/s3")"
   export VD_STORE_URL=s3://vectord-test/conformance/run-$RANDOM
