@@ -707,6 +707,7 @@ static int pipeline(redisContext **cp, const cmd *cmds, size_t n, redisReply **r
             snprintf(why, cap, "%s", r[got]->str);
             got++;
             ok = 0;
+            break;
         }
     }
     if (!ok) {

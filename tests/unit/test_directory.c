@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,6 +305,52 @@ static void test_redis_hangs(void **state)
     close(s);
 }
 
+/* A server that answers every read with an error reply, as a Redis does
+ * while it loads its dataset or when it wants a password. */
+static void *error_server(void *arg)
+{
+    int ls = *(int *)arg;
+    for (;;) {
+        int c = accept(ls, NULL, NULL);
+        if (c < 0) return NULL;
+        char buf[4096];
+        while (read(c, buf, sizeof buf) > 0) {
+            static const char e[] = "-LOADING Redis is loading the dataset in memory\r\n";
+            if (write(c, e, sizeof e - 1) < 0) break;
+        }
+        close(c);
+    }
+}
+
+static void test_redis_error_replies(void **state)
+{
+    (void)state;
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(s, 64), 0);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, error_server, &s), 0);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", ntohs(a.sin_port));
+    check_never_blocks(url, 200);
+    vd_directory *d;
+    vd_error err;
+    vd_directory_opts o = {.url = url, .timeout_ms = 500};
+    assert_int_equal(vd_directory_connect(&d, &o, &err), VD_OK);
+    vd_dir_index *xs;
+    size_t n;
+    assert_int_equal(vd_directory_indexes(d, &xs, &n, &err), VD_ERR_IO);
+    assert_non_null(strstr(err.msg, "LOADING"));
+    assert_int_equal(vd_directory_indexes(d, &xs, &n, &err), VD_ERR_IO); /* no connection left */
+    vd_directory_close(d);
+    shutdown(s, SHUT_RDWR);
+    close(s);
+    pthread_join(t, NULL);
+}
+
 /* ---- against a real redis-server (VD_TEST_REDIS_URL) ---- */
 
 static vd_directory *reader(const char *group)
@@ -449,7 +496,8 @@ int main(void)
         cmocka_unit_test(test_url_forms),        cmocka_unit_test(test_url_errors),
         cmocka_unit_test(test_index_round_trip), cmocka_unit_test(test_worker_round_trip),
         cmocka_unit_test(test_open_validates),   cmocka_unit_test(test_redis_absent),
-        cmocka_unit_test(test_redis_hangs),      cmocka_unit_test(test_real_redis),
+        cmocka_unit_test(test_redis_hangs),      cmocka_unit_test(test_redis_error_replies),
+        cmocka_unit_test(test_real_redis),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
