@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Ingest and checkpoints through each store backend, side by side in one run
+# (bench/README.md, "Store benchmarks"): for file://, storaged (the reference
+# server tests/storaged/storaged.py) and S3 (s3proxy, filesystem backend), in
+# turn, round after round:
+#   ingest      vectord-kbench ingest (the Kafka ingest benchmark of
+#               bench/kafka_run.sh): vectors/s producer -> worker, acked,
+#               default checkpoint policy
+#   checkpoint  the worker's SIGTERM checkpoint of the whole index: seconds
+#               and MB/s from its `event=checkpoint why=shutdown` log line
+#               (serialising the LHV1 file + the PUTs + the manifest)
+#   load        a restart: seconds from exec to /readyz, the index loaded
+#               from that backend
+# Ratios are against the file backend of the same round.
+# Usage: bench/store_run.sh [DATASET_DIR] [ROUNDS]
+#   (default bench/data/sift128-euclidean, 2 rounds)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+data=${1:-$repo/bench/data/sift128-euclidean}
+rounds=${2:-2}
+build=${BUILD:-$repo/build}
+out=$repo/bench/results/store-$(date +%Y%m%d-%H%M%S)
+work=$(mktemp -d /tmp/vectord-sbench.XXXXXX)
+mkdir -p "$out"
+[[ -f $data/base.fvecs ]] || { echo "no $data/base.fvecs: run bench/datasets.py"; exit 2; }
+[[ -x $build/vectord && -x $build/bench/vectord-kbench ]] ||
+  { cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build "$build"; }
+kafka=$repo/deploy/kafka/kafka.sh s3proxy=$repo/deploy/s3/s3proxy.sh
+pid="" spid=""
+cleanup() {
+  [[ -n $pid ]] && kill -9 $pid 2>/dev/null || true
+  [[ -n $spid ]] && kill $spid 2>/dev/null || true
+  "$s3proxy" stop --dir "$work/s3" >/dev/null 2>&1 || true
+  "$kafka" stop --dir "$work/kafka" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+VECTORD_KAFKA_JVM_OPTS=${VECTORD_KAFKA_JVM_OPTS:--Xmx1g} \
+  "$kafka" start --dir "$work/kafka" --port "$(port)" --controller-port "$(port)" >/dev/null
+bs=$(cat "$work/kafka/bootstrap")
+"$kafka" topic create vectord.replies --partitions 1 --dir "$work/kafka" >/dev/null
+python3 "$repo/tests/storaged/storaged.py" --root "$work/storaged" --port 0 \
+  --port-file "$work/storaged.port" >"$out/storaged.log" 2>&1 &
+spid=$!
+"$s3proxy" start --dir "$work/s3" --port "$(port)" --bucket vectord-bench >/dev/null
+eval "$("$s3proxy" env --dir "$work/s3")"
+for _ in $(seq 100); do [[ -s $work/storaged.port ]] && break; sleep 0.1; done
+
+url() { # backend round
+  case $1 in
+  file) echo "file://$work/file-$2" ;;
+  storaged) echo "http://127.0.0.1:$(cat "$work/storaged.port")/" ;;
+  s3) echo "s3://vectord-bench/round-$2" ;;
+  esac
+}
+start_worker() { # backend round
+  local t=sb.$1.$2
+  "$build/vectord" -X kafka.bootstrap.servers="$bs" -X store.url="$(url "$1" "$2")" \
+    -X topic.commands=$t.commands -X topic.search=$t.search -X topic.dlq=$t.dlq \
+    -X group.id="sb-$1-$2" -X group.instance.id="sb-$1-$2" -X http.listen=127.0.0.1:0 \
+    >>"$out/vectord-$1-$2.out" 2>>"$out/vectord-$1-$2.log" &
+  pid=$!
+}
+http_port() { sed -n 's/.*event=http .*port=\([0-9]*\).*/\1/p' "$1" | tail -1; }
+
+: >"$out/runs.jsonl"
+for r in $(seq "$rounds"); do
+  for b in file storaged s3; do
+    t=sb.$b.$r log=$out/vectord-$b-$r.log
+    for s in commands search dlq; do
+      "$kafka" topic create "$t.$s" --partitions 1 --dir "$work/kafka" >/dev/null
+    done
+    echo "== round $r: $b ($(url "$b" "$r"))"
+    start_worker "$b" "$r"
+    ingest=$("$build/bench/vectord-kbench" -b "$bs" ingest --base "$data/base.fvecs" \
+      --index "bench" --topic "$t.commands" --metric euclidean --batch 1000)
+    echo "$ingest"
+    kill -TERM $pid; wait $pid || { echo "worker exit status"; exit 1; }; pid=""
+    # Load: exec to /readyz with the index in the store.
+    lines=$(wc -l <"$log")
+    t0=$(date +%s.%N); start_worker "$b" "$r"
+    until p=$(tail -n +$((lines + 1)) "$log" | sed -n 's/.*event=http .*port=\([0-9]*\).*/\1/p') &&
+      [[ -n $p ]] && python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$p/readyz')" 2>/dev/null; do
+      sleep 0.02
+    done
+    t1=$(date +%s.%N)
+    kill -TERM $pid; wait $pid || true; pid=""
+    python3 - "$b" "$r" "$log" "$ingest" "$t0" "$t1" >>"$out/runs.jsonl" <<'PY'
+import json, re, sys
+b, r, log, ingest, t0, t1 = sys.argv[1:]
+cps = [dict(re.findall(r'(\w+)=("[^"]*"|\S+)', l)) for l in open(log) if "event=checkpoint " in l]
+final = [c for c in cps if c.get("why") == "shutdown" and int(c["files"]) > 0][0]
+during = [c for c in cps if c.get("why") in ("pending", "interval")]
+ing = json.loads(ingest)
+print(json.dumps({"backend": b, "round": int(r), "vectors_per_s": ing["vectors_per_s"],
+  "checkpoint_bytes": int(final["bytes"]), "checkpoint_s": float(final["seconds"]),
+  "during_ingest": len(during), "during_ingest_s": sum(float(c["seconds"]) for c in during),
+  "load_to_ready_s": round(float(t1) - float(t0), 3)}))
+PY
+    tail -1 "$out/runs.jsonl"
+  done
+done
+
+python3 - "$out/runs.jsonl" <<'PY' | tee "$out/tables.md"
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+print(f"# Ingest and checkpoints by store backend ({len(runs) // 3} rounds; ratios vs file in the same round)\n")
+print("| round | backend | ingest vectors/s | ratio | final checkpoint MB | seconds | MB/s | ratio | checkpoints during ingest (s) | exec -> /readyz s |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for r in sorted({x["round"] for x in runs}):
+    f = [x for x in runs if x["round"] == r and x["backend"] == "file"][0]
+    for x in [y for y in runs if y["round"] == r]:
+        mbs = x["checkpoint_bytes"] / 1e6 / x["checkpoint_s"]
+        fmbs = f["checkpoint_bytes"] / 1e6 / f["checkpoint_s"]
+        print(f"| {r} | {x['backend']} | {x['vectors_per_s']:,} | {x['vectors_per_s'] / f['vectors_per_s']:.2f} "
+              f"| {x['checkpoint_bytes'] / 1e6:.1f} | {x['checkpoint_s']:.3f} | {mbs:,.0f} | {mbs / fmbs:.2f} "
+              f"| {x['during_ingest']} ({x['during_ingest_s']:.2f}) | {x['load_to_ready_s']} |")
+PY
+echo "results in $out"
