@@ -3,7 +3,8 @@
 #   1. installs the Debian packages it needs (scripts/setup-deps.sh);
 #   2. Release build with warnings as errors, every CTest test;
 #   3. Debug build under AddressSanitizer + UndefinedBehaviorSanitizer,
-#      every CTest test again but the two longest Kafka scenarios.
+#      every CTest test again but the three longest Kafka scenarios
+#      (kafka_exactly_once, kafka_exactly_once_s3, kafka_rebalance).
 # The Kafka tests start their own broker (deploy/kafka/kafka.sh; the jars
 # come from Maven Central into ~/.cache/vectord) and run one at a time.
 # Build trees go to build/ci-release and build/ci-asan (ignored by git).
@@ -24,7 +25,7 @@ run_suite() { # name, ctest args, cmake args...
 }
 
 run_suite release "" -DCMAKE_BUILD_TYPE=Release
-# Under the sanitizers: everything but the two long kill/rebalance scenarios,
+# Under the sanitizers: everything but the three long kill/rebalance scenarios,
 # which the Release pass covers and which only re-time the same code paths.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite asan "-E kafka_exactly_once|kafka_rebalance" -DCMAKE_BUILD_TYPE=Debug -DVD_SANITIZE=ON
