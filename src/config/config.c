@@ -46,8 +46,10 @@ static const keydef keys[] = {
      "line)"},
     {"store.connect.timeout.ms", T_INT, "5000", 1, I64, NULL,
      "http(s)/s3 stores: time to establish a connection"},
-    {"store.request.timeout.ms", T_INT, "300000", 1, I64, NULL,
-     "http(s)/s3 stores: longest time one request may take, transfer included"},
+    {"store.request.timeout.ms", T_INT, "60000", 1, I64, NULL,
+     "http(s)/s3 stores: longest time one request may take, transfer included (a transfer "
+     "under 1 KB/s for 30 s is cut sooner); with the retries it must fit in "
+     "kafka.max.poll.interval.ms"},
     {"store.retries", T_INT, "3", 0, 100, NULL,
      "http(s)/s3 stores: retries of a request after a connection error or a 5xx/429 answer"},
     {"store.retry.backoff.ms", T_INT, "100", 1, I64, NULL,

@@ -46,7 +46,8 @@ vd_err vd_curl_new(vd_curl **out, const vd_store_options *o, vd_error *err)
         return vd_error_set(err, VD_ERR_NOMEM, "libcurl: cannot create a handle");
     }
     pthread_mutex_init(&h->mu, NULL);
-    h->o = *o;
+    h->o = *o; /* the numbers; the strings are the backends' business */
+    h->o.token = h->o.s3_endpoint = h->o.s3_region = h->o.s3_addressing = NULL;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     h->rng = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);
@@ -89,17 +90,26 @@ static int seek_cb(void *ctx, curl_off_t off, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
+/* The largest answer accepted: S3's largest single PUT. A bigger
+ * Content-Length (or a chunked answer that never ends) is refused, not
+ * allocated. */
+#define MAX_BODY ((size_t)5 << 30)
+
 typedef struct download {
     CURL *easy;
     uint8_t *buf;
     size_t len, cap;
-    int oom;
+    int oom, too_big;
 } download;
 
 static size_t write_cb(char *src, size_t size, size_t n, void *ctx)
 {
     download *d = ctx;
     size_t got = size * n;
+    if (got > MAX_BODY - d->len) {
+        d->too_big = 1;
+        return 0;
+    }
     if (d->len + got + 1 > d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 0;
         if (!d->cap) {
@@ -107,8 +117,13 @@ static size_t write_cb(char *src, size_t size, size_t n, void *ctx)
              * object is received into its final place without regrowing. */
             curl_off_t cl = -1;
             if (curl_easy_getinfo(d->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK &&
-                cl > 0 && (uint64_t)cl < SIZE_MAX - 1)
+                cl > 0) {
+                if ((uint64_t)cl > MAX_BODY) {
+                    d->too_big = 1;
+                    return 0;
+                }
                 cap = (size_t)cl + 1;
+            }
         }
         if (cap < d->len + got + 1) cap = d->len + got + 1 < 4096 ? 4096 : (d->len + got + 1) * 2;
         uint8_t *b = realloc(d->buf, cap);
@@ -184,6 +199,10 @@ static CURLcode perform_once(vd_curl *h, const vd_curl_request *rq, struct curl_
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)h->o.connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)h->o.request_timeout_ms);
+    /* A stalled transfer (a black-holed peer) is cut well before the total
+     * timeout: under 1 KB/s for 30 s. */
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 30L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -236,6 +255,11 @@ vd_err vd_curl_do(vd_curl *h, const vd_curl_request *rq, vd_curl_response *resp,
             rc = vd_error_set(err, VD_ERR_NOMEM, "%s: out of memory for the answer", rq->what);
             break;
         }
+        if (down.too_big) {
+            rc = vd_error_set(err, VD_ERR_IO, "%s: the answer is larger than %zu bytes", rq->what,
+                              MAX_BODY);
+            break;
+        }
         if (c == CURLE_OK && !retryable_status(status)) break;
         if (c == CURLE_OK && last) break; /* the caller reports the 5xx */
         if (c != CURLE_OK && (last || !retryable_curl(c))) {
@@ -283,6 +307,16 @@ vd_err vd_curl_status_error(const vd_curl_request *rq, const vd_curl_response *r
 
 /* ------------------------------------------------------------------ */
 /* Escaping. */
+
+int vd_curl_append(char **out, const char *t)
+{
+    size_t a = *out ? strlen(*out) : 0, b = strlen(t);
+    char *p = realloc(*out, a + b + 1);
+    if (!p) return -1;
+    memcpy(p + a, t, b + 1);
+    *out = p;
+    return 0;
+}
 
 int vd_curl_escape_append(char **out, const char *s, size_t len, int keep_slash)
 {

@@ -38,8 +38,8 @@ typedef struct vd_curl_response {
     size_t len;
 } vd_curl_response;
 
-/* Creates a client with the timeouts and retry policy of o. Errors:
- * VD_ERR_NOMEM. */
+/* Creates a client with the timeouts and retry policy of o (its strings
+ * are not kept). Errors: VD_ERR_NOMEM, VD_ERR_IO (libcurl cannot start). */
 vd_err vd_curl_new(vd_curl **out, const vd_store_options *o, vd_error *err);
 
 /* Frees the client and its connections. NULL is accepted. */
@@ -50,8 +50,8 @@ void vd_curl_free(vd_curl *h);
  * to the configured number of times. Returns VD_OK when an answer arrived
  * (any status, the last one if every attempt got 5xx: resp->status tells);
  * resp->body must then be freed by the caller. Errors when no answer came:
- * VD_ERR_TIMEOUT, VD_ERR_IO (connection refused, reset, TLS ...),
- * VD_ERR_NOMEM; the message starts with rq->what. Thread-safe: requests on
+ * VD_ERR_TIMEOUT, VD_ERR_IO (connection refused, reset, TLS, an answer
+ * over 5 GiB ...), VD_ERR_NOMEM; the message starts with rq->what. Thread-safe: requests on
  * one client are serialised.
  */
 vd_err vd_curl_do(vd_curl *h, const vd_curl_request *rq, vd_curl_response *resp, vd_error *err);
@@ -63,6 +63,10 @@ vd_err vd_curl_do(vd_curl *h, const vd_curl_request *rq, vd_curl_response *resp,
  */
 vd_err vd_curl_status_error(const vd_curl_request *rq, const vd_curl_response *resp, vd_err code,
                             const char *reason, vd_error *err);
+
+/* Appends t to *out (malloc'd, grown; *out may be NULL). Returns 0, or -1
+ * when out of memory. */
+int vd_curl_append(char **out, const char *t);
 
 /* Appends s[0..len) percent-encoded to *out (malloc'd, grown; *out may be
  * NULL). Unreserved bytes A-Z a-z 0-9 - _ . ~ are kept, and '/' when

@@ -149,17 +149,6 @@ static vd_err status_error(const char *what, vd_curl_response *resp, vd_error *e
     return vd_curl_status_error(&rq, resp, rc, "", err);
 }
 
-/* Appends t to the malloc'd string *out (NULL: empty). 0, or -1 (OOM). */
-static int cat(char **out, const char *t)
-{
-    size_t a = *out ? strlen(*out) : 0, b = strlen(t);
-    char *p = realloc(*out, a + b + 1);
-    if (!p) return -1;
-    memcpy(p + a, t, b + 1);
-    *out = p;
-    return 0;
-}
-
 static char *object_url(const s3 *s, const char *key)
 {
     char *u = NULL;
@@ -217,8 +206,12 @@ static vd_err s3_del(vd_store *st, const char *key, vd_error *err)
     vd_err rc = call(s, "DELETE", url, what, NULL, 0, &resp, err);
     free(url);
     if (rc) return rc;
-    /* S3 answers 204 for a missing key too; some servers say 404. */
-    if (resp.status / 100 != 2 && resp.status != 404) rc = status_error(what, &resp, err);
+    /* S3 answers 204 for a missing key too; some servers say 404
+     * NoSuchKey. A 404 NoSuchBucket is an error. */
+    if (resp.status / 100 != 2) {
+        vd_err c = status_error(what, &resp, err);
+        if (c != VD_ERR_NOT_FOUND) rc = c;
+    }
     free(resp.body);
     return rc;
 }
@@ -267,21 +260,23 @@ static vd_err s3_list(vd_store *st, const char *prefix, char ***keys, size_t *n,
 {
     s3 *s = (s3 *)st;
     vd_store_keylist l = {NULL, 0, 0};
-    char what[300], *token = NULL;
+    char what[300], *token = NULL, *prev = NULL;
     snprintf(what, sizeof what, "s3 list prefix \"%s%s\"", s->prefix, prefix);
     vd_err rc = VD_OK;
     do {
         /* Parameters in canonical (sorted) order, values strictly encoded. */
         char *url = NULL, page[48];
         snprintf(page, sizeof page, "list-type=2&max-keys=%d&prefix=", s->page);
-        int bad = cat(&url, s->base_url) || cat(&url, "/?");
+        int bad = vd_curl_append(&url, s->base_url) || vd_curl_append(&url, "/?");
         if (!bad && token)
-            bad = cat(&url, "continuation-token=") ||
-                  vd_curl_escape_append(&url, token, strlen(token), 0) || cat(&url, "&");
+            bad = vd_curl_append(&url, "continuation-token=") ||
+                  vd_curl_escape_append(&url, token, strlen(token), 0) || vd_curl_append(&url, "&");
         if (!bad)
-            bad = cat(&url, page) || vd_curl_escape_append(&url, s->prefix, strlen(s->prefix), 0) ||
+            bad = vd_curl_append(&url, page) ||
+                  vd_curl_escape_append(&url, s->prefix, strlen(s->prefix), 0) ||
                   vd_curl_escape_append(&url, prefix, strlen(prefix), 0);
-        free(token);
+        free(prev);
+        prev = token; /* a server handing back the same token would loop */
         token = NULL;
         if (bad) {
             free(url);
@@ -297,7 +292,11 @@ static vd_err s3_list(vd_store *st, const char *prefix, char ***keys, size_t *n,
         else
             rc = parse_page(s, what, &resp, &l, &token, err);
         free(resp.body);
+        if (!rc && token && prev && strcmp(token, prev) == 0)
+            rc = vd_error_set(err, VD_ERR_DECODE, "%s: the server repeats its continuation token",
+                              what);
     } while (!rc && token);
+    free(prev);
     free(token);
     if (rc) {
         vd_store_keys_free(l.k, l.n);
@@ -366,6 +365,27 @@ vd_err vd_store_s3_open(vd_store **out, const char *url, const vd_store_options 
         return vd_error_set(err, VD_ERR_CONFIG,
                             "store.s3.endpoint: \"%.64s\": expected http(s)://host[:port]",
                             endpoint);
+    if (endpoint) {
+        const char *h = strstr(endpoint, "://") + 3, *sl = strchr(h, '/'), *at = strchr(h, '@');
+        if (at && (!sl || at < sl))
+            return vd_error_set(err, VD_ERR_CONFIG,
+                                "store.s3.endpoint: user info in the URL is not supported; "
+                                "credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY");
+    }
+    if (slash && slash[1]) {
+        /* The prefix must be a key itself ("a/b", not "a//b" or "a/./b"):
+         * URL normalisation would otherwise put objects where listings
+         * do not look. */
+        char pre[1100];
+        snprintf(pre, sizeof pre, "%s", slash + 1);
+        size_t pl = strlen(pre);
+        while (pl && pre[pl - 1] == '/') pre[--pl] = 0;
+        if (!vd_store_key_valid(pre))
+            return vd_error_set(err, VD_ERR_CONFIG,
+                                "store.url: \"%.64s\": the prefix must be '/'-separated names "
+                                "without empty, \".\" or \"..\" segments",
+                                url);
+    }
     s3 *s = calloc(1, sizeof *s);
     if (!s) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
     s->base.ops = &s3_ops;

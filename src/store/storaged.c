@@ -118,7 +118,7 @@ static vd_err sd_del(vd_store *st, const char *key, vd_error *err)
 /* Parses one page; appends its keys to l. Sets *after to the last key
  * (borrowed from l) when the server says more remain. */
 static vd_err parse_page(const char *what, const vd_curl_response *resp, const char *prefix,
-                         vd_store_keylist *l, const char **after, vd_error *err)
+                         const char *prev, vd_store_keylist *l, const char **after, vd_error *err)
 {
     json_error_t je;
     json_t *doc = json_loadb((const char *)resp->body, resp->len, 0, &je);
@@ -138,7 +138,11 @@ static vd_err parse_page(const char *what, const vd_curl_response *resp, const c
             rc = vd_error_set(err, VD_ERR_DECODE, "%s: keys[%zu] is not a string", what, i);
             break;
         }
-        if (strncmp(v, prefix, strlen(prefix)) != 0) continue; /* a lax server */
+        /* A lax server: keys outside the prefix or already seen; and keys no
+         * put of ours makes (a NUL inside, "a//b"). */
+        if (strncmp(v, prefix, strlen(prefix)) != 0 || (prev && strcmp(v, prev) <= 0) ||
+            strlen(v) != json_string_length(k) || !vd_store_key_valid(v))
+            continue;
         if (vd_store_keylist_push(l, v, json_string_length(k))) {
             rc = vd_error_set(err, VD_ERR_NOMEM, "%s: out of memory", what);
             break;
@@ -147,7 +151,12 @@ static vd_err parse_page(const char *what, const vd_curl_response *resp, const c
     }
     *after = NULL;
     if (!rc && json_is_true(json_object_get(doc, "truncated"))) {
-        if (!last) rc = vd_error_set(err, VD_ERR_DECODE, "%s: truncated page without keys", what);
+        /* More remain: the next page starts after this one's last key,
+         * which must move forward, or the listing would never end. */
+        if (!last)
+            rc = vd_error_set(
+                err, VD_ERR_DECODE,
+                "%s: \"truncated\" page without a new key (the server repeats itself)", what);
         *after = last;
     }
     json_decref(doc);
@@ -163,15 +172,17 @@ static vd_err sd_list(vd_store *st, const char *prefix, char ***keys, size_t *n,
     const char *after = NULL;
     vd_err rc = VD_OK;
     do {
-        char *url = NULL, *pre = vd_store_escape(prefix, strlen(prefix));
-        char *aft = after ? vd_store_escape(after, strlen(after)) : NULL;
-        if (pre && (!after || aft) &&
-            asprintf(&url, "%s?prefix=%s&limit=%d%s%s", s->root, pre, s->page, aft ? "&after=" : "",
-                     aft ? aft : "") < 0)
-            url = NULL;
-        free(pre);
-        free(aft);
-        if (!url) {
+        /* Query values strictly encoded: keys may hold '&', '=', '+', ';'. */
+        char *url = NULL, page[32];
+        snprintf(page, sizeof page, "&limit=%d", s->page);
+        int bad = vd_curl_append(&url, s->root) || vd_curl_append(&url, "?prefix=") ||
+                  vd_curl_escape_append(&url, prefix, strlen(prefix), 0) ||
+                  vd_curl_append(&url, page);
+        if (!bad && after)
+            bad = vd_curl_append(&url, "&after=") ||
+                  vd_curl_escape_append(&url, after, strlen(after), 0);
+        if (bad) {
+            free(url);
             rc = vd_error_set(err, VD_ERR_NOMEM, "out of memory");
             break;
         }
@@ -182,7 +193,7 @@ static vd_err sd_list(vd_store *st, const char *prefix, char ***keys, size_t *n,
         if (resp.status != 200)
             rc = status_error(what, &resp, err);
         else
-            rc = parse_page(what, &resp, prefix, &l, &after, err);
+            rc = parse_page(what, &resp, prefix, after, &l, &after, err);
         free(resp.body);
     } while (!rc && after);
     if (rc) {
@@ -200,6 +211,7 @@ static void sd_close(vd_store *st)
     storaged *s = (storaged *)st;
     vd_curl_free(s->http);
     free(s->root);
+    if (s->auth) memset(s->auth, 0, strlen(s->auth));
     free(s->auth);
     free(s->base.url);
     free(s);
@@ -211,7 +223,8 @@ vd_err vd_store_storaged_open(vd_store **out, const char *url, const vd_store_op
                               vd_error *err)
 {
     const char *host = strstr(url, "://") + 3;
-    if (strchr(host, '@'))
+    const char *slash = strchr(host, '/'), *at = strchr(host, '@');
+    if (at && (!slash || at < slash))
         return vd_error_set(err, VD_ERR_CONFIG,
                             "store.url: %.*s...: user info in the URL is not supported; put the "
                             "token in store.token (or VECTORD_STORE_TOKEN)",

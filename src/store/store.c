@@ -11,7 +11,7 @@ void vd_store_options_init(vd_store_options *o)
 {
     memset(o, 0, sizeof *o);
     o->connect_timeout_ms = 5000;
-    o->request_timeout_ms = 300000;
+    o->request_timeout_ms = 60000;
     o->retries = 3;
     o->retry_backoff_ms = 100;
     o->retry_backoff_max_ms = 2000;

@@ -71,6 +71,8 @@ typedef struct part {
     double retry_at, backoff;
     int64_t assigned_committed; /* the group's offset at assignment */
     int load_again;             /* loading failed on a store error: retry at retry_at */
+    int seek_pending;           /* loaded; the consumer still has to seek to seek_to */
+    int64_t seek_to, seek_hi;
     char refused_why[512];
 } part;
 
@@ -174,7 +176,7 @@ static void part_reset(part *p)
     p->pending = 0;
     p->backoff = 0;
     p->retry_at = 0;
-    p->load_again = 0;
+    p->load_again = p->seek_pending = 0;
     p->refused_why[0] = '\0';
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->mu);
@@ -492,6 +494,17 @@ static void advance(part *p, int64_t offset)
 /* ------------------------------------------------------------------ */
 /* Checkpoints (poll thread). */
 
+/* After a failed checkpoint or load: the next attempt on p waits
+ * checkpoint.retry.backoff.ms, doubling up to .max.ms, with +-25% jitter. */
+static void schedule_retry(vd_worker *w, part *p)
+{
+    double base = vd_config_int(w->cfg, "checkpoint.retry.backoff.ms") / 1000.0;
+    double max = vd_config_int(w->cfg, "checkpoint.retry.backoff.max.ms") / 1000.0;
+    p->backoff = p->backoff ? p->backoff * 2 : base;
+    if (p->backoff > max) p->backoff = max;
+    p->retry_at = now_s() + p->backoff * (0.75 + 0.5 * (double)rand() / RAND_MAX);
+}
+
 static vd_err put_manifest(vd_worker *w, part *p, vd_error *err)
 {
     vd_manifest mf;
@@ -523,7 +536,9 @@ static vd_err checkpoint(vd_worker *w, part *p, const char *why, vd_error *err)
 {
     vd_error local = {0};
     if (!err) err = &local; /* the failure is logged either way */
-    if (w->fenced || p->state < P_REPLAYING) return VD_OK;
+    /* Only a partition that is applying has anything to write: a loading
+     * or refused one must leave its manifest and offsets alone. */
+    if (w->fenced || (p->state != P_REPLAYING && p->state != P_READY)) return VD_OK;
     if (p->pending == 0 && p->committed == p->applied + 1) return VD_OK;
     if (rd_kafka_assignment_lost(w->consumer)) {
         w->fenced = 1;
@@ -569,11 +584,7 @@ static vd_err checkpoint(vd_worker *w, part *p, const char *why, vd_error *err)
     }
     if (rc) {
         w->n_checkpoint_failures++;
-        double base = vd_config_int(w->cfg, "checkpoint.retry.backoff.ms") / 1000.0;
-        double max = vd_config_int(w->cfg, "checkpoint.retry.backoff.max.ms") / 1000.0;
-        p->backoff = p->backoff ? p->backoff * 2 : base;
-        if (p->backoff > max) p->backoff = max;
-        p->retry_at = now_s() + p->backoff * (0.75 + 0.5 * (double)rand() / RAND_MAX);
+        schedule_retry(w, p);
         LOG(w, VD_LOG_ERROR, "checkpoint_failed", VD_LI("partition", p->id), VD_LS("why", why),
             VD_LS("error", err->msg), VD_LD("retry_in_s", p->backoff));
         return rc;
@@ -631,7 +642,9 @@ static void checkpoint_policy(vd_worker *w)
     size_t max_pending = (size_t)vd_config_int(w->cfg, "checkpoint.max.pending");
     for (int32_t i = 0; i < w->nparts; i++) {
         part *p = &w->parts[i];
-        if (p->state < P_REPLAYING || p->pending == 0 || t < p->retry_at) continue;
+        if ((p->state != P_REPLAYING && p->state != P_READY) || p->pending == 0 ||
+            t < p->retry_at)
+            continue;
         if (p->pending >= max_pending)
             checkpoint(w, p, "pending", NULL);
         else if (t - p->last_checkpoint >= interval)
@@ -642,15 +655,15 @@ static void checkpoint_policy(vd_worker *w)
 /* ------------------------------------------------------------------ */
 /* Assignment: load checkpoints, decide where replay starts. */
 
-/* load_partition's answer when the store could not be read: try again. */
-#define LOAD_AGAIN (-2000)
+enum { LOAD_OK, LOAD_AGAIN, LOAD_REFUSED };
 
-/* Loads partition p's manifest and files. Returns the offset to start at
- * (RD_KAFKA_OFFSET_BEGINNING / _STORED when there is no manifest),
- * LOAD_AGAIN when the store failed (unreachable, 5xx, timeout: p is left
- * empty) or RD_KAFKA_OFFSET_INVALID when the partition must be refused
- * (a corrupt file, another cluster's offsets). */
-static int64_t load_partition(vd_worker *w, part *p)
+/* Loads partition p's manifest and files. Returns LOAD_OK with *start set
+ * to the offset to start at (RD_KAFKA_OFFSET_STORED when there is no
+ * manifest); LOAD_AGAIN when the store failed (unreachable, an error
+ * answer, a timeout: p is left empty and retry_at set); LOAD_REFUSED when
+ * the partition must be refused (a corrupt file, another cluster's
+ * offsets: refused_why says why). */
+static int load_partition(vd_worker *w, part *p, int64_t *start_out)
 {
     vd_error err = {0};
     char *key = vd_manifest_key(w->t_cmd, p->id);
@@ -660,7 +673,8 @@ static int64_t load_partition(vd_worker *w, part *p)
     if (rc == VD_ERR_NOT_FOUND) {
         free(key);
         LOG(w, VD_LOG_INFO, "partition_fresh", VD_LI("partition", p->id));
-        return RD_KAFKA_OFFSET_STORED;
+        *start_out = RD_KAFKA_OFFSET_STORED;
+        return LOAD_OK;
     }
     vd_manifest mf;
     vd_manifest_init(&mf, w->t_cmd, p->id);
@@ -711,25 +725,23 @@ static int64_t load_partition(vd_worker *w, part *p)
         e->dirty = rebase; /* rewrite it against this cluster's offsets */
         p->pending += (size_t)rebase;
     }
-    int64_t start = RD_KAFKA_OFFSET_INVALID;
+    int result = LOAD_REFUSED;
     if (!rc) {
-        start = vd_manifest_start(&mf, complete);
+        result = LOAD_OK;
+        *start_out = vd_manifest_start(&mf, complete);
         p->manifest_offset = mf.offset;
         p->quiet_until = mf.offset;
         LOG(w, VD_LOG_INFO, "partition_loaded", VD_LI("partition", p->id), VD_LI("indexes", mf.n),
-            VD_LI("manifest_offset", mf.offset), VD_LI("start", start));
+            VD_LI("manifest_offset", mf.offset), VD_LI("start", *start_out));
     } else if (rc == VD_ERR_IO || rc == VD_ERR_TIMEOUT) {
-        /* The store, not the data: keep the partition and try again. */
-        start = LOAD_AGAIN;
+        /* The store, not the data (unreachable, an error answer, a
+         * timeout): keep the partition and try again. */
+        result = LOAD_AGAIN;
         pthread_rwlock_wrlock(&p->lock);
         while (p->n) reg_remove(p, &p->e[p->n - 1]);
         p->pending = 0;
         pthread_rwlock_unlock(&p->lock);
-        double base = vd_config_int(w->cfg, "checkpoint.retry.backoff.ms") / 1000.0;
-        double max = vd_config_int(w->cfg, "checkpoint.retry.backoff.max.ms") / 1000.0;
-        p->backoff = p->backoff ? p->backoff * 2 : base;
-        if (p->backoff > max) p->backoff = max;
-        p->retry_at = now_s() + p->backoff * (0.75 + 0.5 * (double)rand() / RAND_MAX);
+        schedule_retry(w, p);
         w->n_load_failures++;
         LOG(w, VD_LOG_ERROR, "partition_load_failed", VD_LI("partition", p->id),
             VD_LS("error", err.msg[0] ? err.msg : vd_strerror(rc)),
@@ -743,49 +755,77 @@ static int64_t load_partition(vd_worker *w, part *p)
     free(complete);
     free(key);
     vd_manifest_clear(&mf);
-    return start;
+    return result;
 }
 
-/* Loads p (just reset, or waiting to load again) and sets its state.
- * Returns the offset to fetch from; LOAD_AGAIN leaves p loading. */
-static int64_t start_partition(vd_worker *w, part *p)
+static void set_state(part *p, int state)
 {
-    int64_t committed = p->assigned_committed;
-    p->state = P_LOADING;
-    int64_t lo = -1, hi = -1;
-    rd_kafka_query_watermark_offsets(w->consumer, w->t_cmd, p->id, &lo, &hi, 10000);
-    int64_t start = load_partition(w, p);
-    if (start == LOAD_AGAIN) {
-        p->load_again = 1;
-        return RD_KAFKA_OFFSET_END; /* paused: nothing is fetched */
+    pthread_mutex_lock(&p->mu);
+    p->state = state;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Loads p (just reset, or waiting to load again) and works out where it
+ * starts: *start, and *hi, the high watermark replay must reach. p stays
+ * loading. Returns LOAD_OK, LOAD_AGAIN or LOAD_REFUSED (p is then marked
+ * refused). */
+static int prepare_partition(vd_worker *w, part *p, int64_t *start, int64_t *hi)
+{
+    set_state(p, P_LOADING);
+    int64_t lo = -1;
+    rd_kafka_resp_err_t ke =
+        rd_kafka_query_watermark_offsets(w->consumer, w->t_cmd, p->id, &lo, hi, 10000);
+    if (ke) {
+        /* Without the log's bounds neither the start nor readiness is known. */
+        schedule_retry(w, p);
+        w->n_load_failures++;
+        LOG(w, VD_LOG_ERROR, "partition_load_failed", VD_LI("partition", p->id),
+            VD_LS("error", rd_kafka_err2str(ke)), VD_LD("retry_in_s", p->backoff));
+        return LOAD_AGAIN;
     }
-    p->load_again = 0;
+    int r = load_partition(w, p, start);
+    if (r == LOAD_REFUSED) set_state(p, P_REFUSED);
+    if (r != LOAD_OK) return r;
     p->backoff = 0;
-    if (start == RD_KAFKA_OFFSET_STORED) {
+    int64_t committed = p->assigned_committed;
+    if (*start == RD_KAFKA_OFFSET_STORED) {
         /* No manifest: a brand-new group starts at the beginning; a committed
          * offset without a manifest means the store lost its objects. */
         if (committed >= 0)
             LOG(w, VD_LOG_WARN, "manifest_missing", VD_LI("partition", p->id),
                 VD_LI("committed", committed));
-        start = committed >= 0 ? committed : lo;
+        *start = committed >= 0 ? committed : lo;
     }
+    return LOAD_OK;
+}
+
+/* p replays from start (where the consumer fetches from) up to hi. */
+static void activate_partition(vd_worker *w, part *p, int64_t start, int64_t hi)
+{
     pthread_mutex_lock(&p->mu);
-    if (start == RD_KAFKA_OFFSET_INVALID) {
-        p->state = P_REFUSED;
-        start = RD_KAFKA_OFFSET_END;
-    } else {
-        p->ready_at = hi;
-        p->applied = start - 1;
-        p->committed = committed;
-        p->last_checkpoint = now_s();
-        p->state = start >= hi ? P_READY : P_REPLAYING;
-    }
+    p->ready_at = hi;
+    p->applied = start - 1;
+    p->committed = p->assigned_committed;
+    p->last_checkpoint = now_s();
+    p->state = start >= hi ? P_READY : P_REPLAYING;
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->mu);
     LOG(w, VD_LOG_INFO, "assigned", VD_LI("partition", p->id), VD_LI("start", start),
-        VD_LI("high_watermark", hi), VD_LI("replay", start >= 0 && hi > start ? hi - start : 0),
+        VD_LI("high_watermark", hi), VD_LI("replay", hi > start ? hi - start : 0),
         VD_LS("state", p->state == P_READY ? "ready" : "replaying"));
-    return start;
+}
+
+/* Pauses (pause 1) or resumes commands partition id in the consumer. */
+static void pause_partition(vd_worker *w, int32_t id, int pause)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, w->t_cmd, id);
+    if (pause)
+        rd_kafka_pause_partitions(w->consumer, l);
+    else
+        rd_kafka_resume_partitions(w->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
 }
 
 static void on_assign(vd_worker *w, rd_kafka_topic_partition_list_t *parts)
@@ -805,43 +845,59 @@ static void on_assign(vd_worker *w, rd_kafka_topic_partition_list_t *parts)
         part *p = &w->parts[tp->partition];
         part_reset(p);
         p->assigned_committed = ce ? RD_KAFKA_OFFSET_INVALID : tp->offset;
-        tp->offset = start_partition(w, p);
+        int64_t start = RD_KAFKA_OFFSET_END, hi = -1;
+        int r = prepare_partition(w, p, &start, &hi);
+        if (r == LOAD_OK)
+            activate_partition(w, p, start, hi);
+        else
+            start = RD_KAFKA_OFFSET_END; /* refused, or paused below: nothing is fetched */
+        p->load_again = r == LOAD_AGAIN;
+        tp->offset = start;
     }
     rd_kafka_assign(w->consumer, parts);
     /* Partitions whose checkpoints could not be read yet stay paused until
-     * retry_loads() gets them. */
+     * retry_loads() gets them; every other one is resumed, because a pause
+     * of ours outlives a revoke in librdkafka. */
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
-        if (strcmp(tp->topic, w->t_cmd) != 0 || tp->partition < 0 || tp->partition >= w->nparts ||
-            !w->parts[tp->partition].load_again)
+        if (strcmp(tp->topic, w->t_cmd) != 0 || tp->partition < 0 || tp->partition >= w->nparts)
             continue;
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, w->t_cmd, tp->partition);
-        rd_kafka_pause_partitions(w->consumer, l);
-        rd_kafka_topic_partition_list_destroy(l);
+        pause_partition(w, tp->partition, w->parts[tp->partition].load_again);
     }
 }
 
-/* Retries the loads that failed on a store error; a partition that loads
- * is moved to its start offset and resumed. Poll thread. */
+/* Retries a load that failed on a store error (one per call: the poll
+ * thread has other work). A partition that loads is moved to its start
+ * offset, activated and resumed; the seek is retried until it succeeds. */
 static void retry_loads(vd_worker *w)
 {
     double t = now_s();
     for (int32_t i = 0; i < w->nparts; i++) {
         part *p = &w->parts[i];
         if (!p->load_again || t < p->retry_at) continue;
-        int64_t start = start_partition(w, p);
-        if (p->load_again) continue;
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, w->t_cmd, p->id)->offset = start;
-        rd_kafka_error_t *e = rd_kafka_seek_partitions(w->consumer, l, 10000);
-        if (e) {
-            LOG(w, VD_LOG_ERROR, "seek_failed", VD_LI("partition", p->id),
-                VD_LS("error", rd_kafka_error_string(e)));
-            rd_kafka_error_destroy(e);
+        if (!p->seek_pending) {
+            int r = prepare_partition(w, p, &p->seek_to, &p->seek_hi);
+            if (r == LOAD_REFUSED) p->load_again = 0; /* stays paused */
+            if (r != LOAD_OK) return;
+            p->seek_pending = 1;
         }
-        rd_kafka_resume_partitions(w->consumer, l);
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, w->t_cmd, p->id)->offset = p->seek_to;
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(w->consumer, l, 10000);
+        rd_kafka_resp_err_t pe = l->elems[0].err;
+        if (e || pe) {
+            LOG(w, VD_LOG_WARN, "seek_failed", VD_LI("partition", p->id),
+                VD_LS("error", e ? rd_kafka_error_string(e) : rd_kafka_err2str(pe)));
+            if (e) rd_kafka_error_destroy(e);
+            rd_kafka_topic_partition_list_destroy(l);
+            p->retry_at = now_s() + 0.2; /* loaded already: only the seek again */
+            return;
+        }
         rd_kafka_topic_partition_list_destroy(l);
+        p->load_again = p->seek_pending = 0;
+        activate_partition(w, p, p->seek_to, p->seek_hi);
+        pause_partition(w, p->id, 0);
+        return;
     }
 }
 
@@ -1375,6 +1431,23 @@ vd_err vd_worker_new(vd_worker **out, const vd_config *cfg, const vd_logger *lg,
     }
     vd_store_options so;
     store_options(cfg, &so);
+    const char *url = vd_config_str(cfg, "store.url");
+    if (strncmp(url, "http", 4) == 0 || strncmp(url, "s3://", 5) == 0) {
+        /* Store calls run on the poll thread: the longest one, retries
+         * included, must end before the group gives up on this member. */
+        const char *mpi = vd_config_kafka(cfg, "max.poll.interval.ms");
+        double poll_ms = mpi ? atof(mpi) : 300000;
+        double call_ms = (double)(so.retries + 1) * (double)so.request_timeout_ms +
+                         (double)so.retries * (double)so.retry_backoff_max_ms;
+        if (call_ms >= poll_ms) {
+            rc = vd_error_set(err, VD_ERR_CONFIG,
+                              "store.request.timeout.ms x (store.retries + 1) + backoff = %.0f ms "
+                              "must stay below kafka.max.poll.interval.ms (%.0f ms): store calls "
+                              "run on the poll thread",
+                              call_ms, poll_ms);
+            goto fail;
+        }
+    }
     if ((rc = vd_store_open(&w->store, vd_config_str(cfg, "store.url"), &so, err))) goto fail;
 
     char errstr[512];

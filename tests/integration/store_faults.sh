@@ -7,17 +7,20 @@
 #      storaged recovers -> the checkpoint lands and the commit moves.
 #   2. storaged is killed (connection refused): the same; restarted on the
 #      same port -> the commit moves.
-#   3. the worker is SIGKILLed and restarted while storaged answers 500: the
-#      partition stays loading (searches get `unavailable`), logs
-#      partition_load_failed, and loads by itself once storaged recovers,
-#      with every command applied exactly once.
+#   3. the worker is SIGKILLed and restarted while storaged answers 503: the
+#      partition stays loading, paused (searches get `unavailable`), logs
+#      partition_load_failed; storaged recovers and, before the worker's next
+#      attempt, a second worker joins: the rebalance hands the partition back
+#      and it must load and be fetched (a pause outlives a revoke in
+#      librdkafka), with every command applied exactly once.
 #   store_faults.sh VECTORD VECTORCTL WORKDIR
 set -euo pipefail
 vectord=$1 vectorctl=$2 work=$3
 source "$(dirname "$0")/lib.sh"
-pid="" spid=""
+pid="" spid="" pid2=""
 stop_workers() {
   [[ -n $pid ]] && kill -9 $pid 2>/dev/null || true
+  [[ -n $pid2 ]] && kill -9 $pid2 2>/dev/null || true
   [[ -n $spid ]] && kill $spid 2>/dev/null || true
 }
 
@@ -39,23 +42,27 @@ storaged_up() {
   done
   fail "storaged did not start"
 }
-start() {
+worker() { # instance, extra -X...
+  local id=$1; shift
   VECTORD_STORE_TOKEN=$token "$vectord" -X kafka.bootstrap.servers="$bootstrap" \
-    -X store.url="http://127.0.0.1:$sport" "${topics[@]}" -X group.instance.id=f1 \
+    -X store.url="http://127.0.0.1:$sport" "${topics[@]}" -X group.instance.id=$id \
     -X http.listen=127.0.0.1:0 -X checkpoint.interval.ms=500 -X checkpoint.max.pending=1000000 \
     -X checkpoint.retry.backoff.ms=200 -X checkpoint.retry.backoff.max.ms=1000 \
     -X store.retries=1 -X store.retry.backoff.ms=20 -X search.ready.timeout.ms=1500 \
-    >>vectord.out 2>>vectord.log &
+    "$@" >>vectord-$id.out 2>>vectord-$id.log &
+}
+start() { # extra -X...
+  log_from=0; [[ -f vectord-f1.log ]] && log_from=$(wc -l <vectord-f1.log)
+  worker f1 "$@"
   pid=$!
   port=""
   for _ in $(seq 100); do
-    port=$(tail -n +$((log_from + 1)) vectord.log | sed -n 's/.*event=http .*port=\([0-9]*\).*/\1/p')
+    port=$(tail -n +$((log_from + 1)) vectord-f1.log | sed -n 's/.*event=http .*port=\([0-9]*\).*/\1/p')
     [[ -n $port ]] && return 0
     sleep 0.1
   done
   fail "worker did not start"
 }
-log_from=0
 ctl() { "$vectorctl" -b "$bootstrap" --timeout 30000 "${topics[@]}" "$@"; }
 metric() { # name -> value for partition 0
   curl -s "http://127.0.0.1:$port/metrics" | sed -n "s/^$1{partition=\"0\"} //p;s/^$1 //p" | head -1
@@ -98,39 +105,45 @@ outage() { # phase name; the store is failing when this runs
 # 1. storaged answers 500.
 echo 500 >"$work/fail"
 outage "500s" 101 200 3
-grep 'event=checkpoint_failed' vectord.log | grep -q 'HTTP 500' ||
+grep 'event=checkpoint_failed' vectord-f1.log | grep -q 'HTTP 500' ||
   fail "500s: checkpoint_failed does not name the status"
-grep 'event=checkpoint_failed' vectord.log | grep -q '_vectors/f.lhv1' ||
+grep 'event=checkpoint_failed' vectord-f1.log | grep -q '_vectors/f.lhv1' ||
   fail "500s: checkpoint_failed does not name the key"
-! grep -q "$token" vectord.log vectord.out || fail "the token appears in the logs"
+! grep -q "$token" vectord-f1.log vectord-f1.out || fail "the token appears in the logs"
 rm "$work/fail"
 wait_for 20 committed_is 5 || fail "500s: commit did not move after recovery"
 
 # 2. storaged unreachable.
 kill $spid; wait $spid 2>/dev/null || true; spid=""
 outage "unreachable" 201 300 5
-grep 'event=checkpoint_failed' vectord.log | grep -q "connect" ||
+grep 'event=checkpoint_failed' vectord-f1.log | grep -q "connect" ||
   fail "unreachable: checkpoint_failed does not say so"
 storaged_up
 wait_for 20 committed_is 7 || fail "unreachable: commit did not move after recovery"
 
-# 3. A restart while the store fails: loading waits for it.
+# 3. A restart while the store fails: loading waits for it, paused; a
+# rebalance while it waits must not leave the partition paused.
 items 301 350 >c.ndjson
 ctl add f c.ndjson --batch 50 >/dev/null || fail "add before the kill"
 wait_for 20 length_is 350 || fail "not applied before the kill"
 kill -9 $pid; wait $pid 2>/dev/null || true; pid=""
 echo 503 >"$work/fail"
-log_from=$(wc -l <vectord.log)
-start
-wait_for 20 grep -q 'event=partition_load_failed' vectord.log ||
+start -X checkpoint.retry.backoff.ms=30000 -X checkpoint.retry.backoff.max.ms=30000
+wait_for 20 grep -q 'event=partition_load_failed' <(tail -n +$((log_from + 1)) vectord-f1.log) ||
   fail "restart: no partition_load_failed"
 if ctl search f --vector '[1,1,2,3]' >/dev/null 2>err.txt; then fail "restart: answered before loading"; fi
 grep -q unavailable err.txt || fail "restart: search error: $(cat err.txt)"
 rm "$work/fail"
-wait_for 30 length_is 350 || fail "restart: never loaded after the store recovered"
+worker f2; pid2=$!   # its join revokes and reassigns before f1's next attempt (30 s)
+wait_for 25 length_is 350 || fail "restart: not loaded and fetched after the rebalance"
+tail -n +$((log_from + 1)) vectord-f1.log | grep -q 'event=revoked' || fail "restart: no rebalance seen"
 ctl --json search f --vector '[350,1,2,3]' --k 1 | grep -q '"v350"' || fail "restart: search"
+items 351 360 >d.ndjson
+ctl add f d.ndjson --batch 10 >/dev/null || fail "add after the rebalance"
+wait_for 20 length_is 360 || fail "restart: not fetching after the rebalance"
+kill -TERM $pid2; wait $pid2 || fail "SIGTERM f2"; pid2=""
 kill -TERM $pid; wait $pid || fail "SIGTERM"; pid=""
-# Durable state: exactly 350 items, manifest at the last offset (7).
+# Durable state: exactly 360 items, manifest at the last offset (8).
 python3 - "$work/storaged" <<'PY' || fail "final checkpoint"
 import glob, json, os, struct, sys
 root = sys.argv[1]
@@ -138,8 +151,8 @@ path = [p for p in glob.glob(root + "/**", recursive=True) if p.endswith("f.lhv1
 assert len(path) == 1, path
 b = open(path[0], "rb").read()
 env = json.loads(b[8:8 + struct.unpack(">I", b[4:8])[0]])
-assert env["count"] == 350, env["count"]
+assert env["count"] == 360, env["count"]
 man = [p for p in glob.glob(root + "/**", recursive=True) if p.endswith(".json")]
-assert json.load(open(man[0]))["offset"] == 7, open(man[0]).read()
+assert json.load(open(man[0]))["offset"] == 8, open(man[0]).read()
 PY
 echo "store_faults: 1 passed, 0 failed"

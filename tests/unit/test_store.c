@@ -184,16 +184,34 @@ static void test_list_pages(void **state)
         assert_int_equal(vd_store_put(s, key, "p", 1, &err), VD_OK);
     }
     assert_int_equal(vd_store_put(s, "pagesX", "p", 1, &err), VD_OK);
+    /* Keys whose bytes mean something in a query or a path, in byte order. */
+    const char *odd[] = {"pages/odd/z 6",
+                         "pages/odd/z%7",
+                         "pages/odd/z&1",
+                         "pages/odd/z&2",
+                         "pages/odd/z+4",
+                         "pages/odd/z;3",
+                         "pages/odd/z=5",
+                         "pages/odd/z\xc3\xa9"
+                         "8"};
+    for (size_t i = 0; i < 8; i++) assert_int_equal(vd_store_put(s, odd[i], "p", 1, &err), VD_OK);
     vd_store *small = open_again(4); /* 4 keys per request: 6 pages */
     assert_non_null(small);
     char **got;
     size_t n;
     assert_int_equal(vd_store_list(small, "pages/", &got, &n, &err), VD_OK);
-    assert_int_equal(n, 23);
+    assert_int_equal(n, 31);
     for (size_t i = 1; i < n; i++) assert_true(strcmp(got[i - 1], got[i]) < 0);
     assert_string_equal(got[0], "pages/00");
     assert_string_equal(got[22], "pages/odd/21");
+    for (size_t i = 0; i < 8; i++) assert_string_equal(got[23 + i], odd[i]);
     vd_store_keys_free(got, n);
+    /* One key per page, through the odd ones. */
+    vd_store *one = open_again(1);
+    assert_int_equal(vd_store_list(one, "pages/odd/z", &got, &n, &err), VD_OK);
+    assert_int_equal(n, 8);
+    vd_store_keys_free(got, n);
+    vd_store_close(one);
     assert_int_equal(vd_store_list(small, "", &got, &n, &err), VD_OK);
     assert_true(n >= 24);
     vd_store_keys_free(got, n);
@@ -300,7 +318,9 @@ static void test_remote_failures(void **state)
     if (!token || !*token) return;
     o.token = "wrong-token-do-not-print";
     assert_int_equal(vd_store_open(&s, url_used, &o, &err), VD_OK);
-    assert_int_equal(vd_store_get(s, "fail/x", (uint8_t **)&fail, &(size_t){0}, &err), VD_ERR_IO);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(vd_store_get(s, "fail/x", &buf, &len, &err), VD_ERR_IO);
     assert_non_null(strstr(err.msg, "HTTP 401"));
     assert_null(strstr(err.msg, "wrong-token"));
     vd_store_close(s);
