@@ -287,6 +287,26 @@ vd_err vd_curl_do(vd_curl *h, const vd_curl_request *rq, vd_curl_response *resp,
     return VD_OK;
 }
 
+vd_err vd_curl_object(vd_curl *h, const vd_curl_request *rq, vd_curl_status_fn status,
+                      uint8_t **out, size_t *out_len, vd_error *err)
+{
+    vd_curl_response resp;
+    vd_err rc = vd_curl_do(h, rq, &resp, err);
+    if (rc) return rc;
+    if (resp.status / 100 == 2 && (!out || resp.status == 200)) {
+        if (out) {
+            *out = resp.body;
+            *out_len = resp.len;
+            return VD_OK;
+        }
+        free(resp.body);
+        return VD_OK;
+    }
+    rc = status(rq->what, &resp, err);
+    free(resp.body);
+    return rc == VD_ERR_NOT_FOUND && strcmp(rq->method, "DELETE") == 0 ? VD_OK : rc;
+}
+
 vd_err vd_curl_status_error(const vd_curl_request *rq, const vd_curl_response *resp, vd_err code,
                             const char *reason, vd_error *err)
 {

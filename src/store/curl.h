@@ -56,6 +56,20 @@ void vd_curl_free(vd_curl *h);
  */
 vd_err vd_curl_do(vd_curl *h, const vd_curl_request *rq, vd_curl_response *resp, vd_error *err);
 
+/* Maps an answer that is not a success to an error naming what (the
+ * backend's protocol: 404 is VD_ERR_NOT_FOUND). Returns the code. */
+typedef vd_err (*vd_curl_status_fn)(const char *what, vd_curl_response *resp, vd_error *err);
+
+/*
+ * One object operation, rq->method PUT, GET or DELETE, through vd_curl_do.
+ * A 2xx answer succeeds (GET: a 200; *out gets the malloc'd object, caller
+ * frees, and *out_len its length; out may be NULL otherwise); any other
+ * answer goes through status, except that DELETE counts VD_ERR_NOT_FOUND as
+ * done. Errors: those of vd_curl_do and of status.
+ */
+vd_err vd_curl_object(vd_curl *h, const vd_curl_request *rq, vd_curl_status_fn status,
+                      uint8_t **out, size_t *out_len, vd_error *err);
+
 /*
  * Sets err for an answer that is not a success: "<what>: HTTP <status>
  * <reason>: <start of the body, printable>" with the given code. Returns

@@ -51,23 +51,25 @@ static const char *first(const char *a, const char *b, const char *c)
 /* ------------------------------------------------------------------ */
 /* Requests. */
 
-static vd_err call(s3 *s, const char *method, const char *url, const char *what, const void *body,
-                   size_t len, vd_curl_response *resp, vd_error *err)
+/* A signed request (and a Content-Type with a body); hdrs has room for 4
+ * entries and must outlive *rq. */
+static void request(const s3 *s, vd_curl_request *rq, const char **hdrs, const char *method,
+                    const char *url, const char *what, const void *body, size_t len)
 {
-    const char *hdrs[4] = {"x-amz-content-sha256: UNSIGNED-PAYLOAD", NULL, NULL, NULL};
-    size_t nh = 1;
+    size_t nh = 0;
+    hdrs[nh++] = "x-amz-content-sha256: UNSIGNED-PAYLOAD";
     if (s->token_hdr) hdrs[nh++] = s->token_hdr;
     if (body) hdrs[nh++] = "Content-Type: application/octet-stream";
-    vd_curl_request rq = {.method = method,
-                          .url = url,
-                          .what = what,
-                          .headers = hdrs,
-                          .body = body,
-                          .body_len = len,
-                          .sigv4 = s->sigv4,
-                          .user = s->access_key,
-                          .password = s->secret_key};
-    return vd_curl_do(s->http, &rq, resp, err);
+    hdrs[nh] = NULL;
+    *rq = (vd_curl_request){.method = method,
+                            .url = url,
+                            .what = what,
+                            .headers = hdrs,
+                            .body = body,
+                            .body_len = len,
+                            .sigv4 = s->sigv4,
+                            .user = s->access_key,
+                            .password = s->secret_key};
 }
 
 /* The text of the first <tag>...</tag> in xml[0..len), entities decoded,
@@ -161,59 +163,36 @@ static char *object_url(const s3 *s, const char *key)
     return u;
 }
 
-static vd_err s3_put(vd_store *st, const char *key, const void *buf, size_t len, vd_error *err)
+/* PUT body, GET into *out, or DELETE of key. S3 answers 204 to a DELETE
+ * of a missing key; some servers say 404 NoSuchKey (done too), while 404
+ * NoSuchBucket is an error. */
+static vd_err object(s3 *s, const char *method, const char *key, const void *body, size_t len,
+                     uint8_t **out, size_t *out_len, vd_error *err)
 {
-    s3 *s = (s3 *)st;
     char *url = object_url(s, key), what[300];
     if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
-    snprintf(what, sizeof what, "s3 PUT %s%s", s->prefix, key);
-    vd_curl_response resp;
-    vd_err rc = call(s, "PUT", url, what, len ? buf : "", len, &resp, err);
+    snprintf(what, sizeof what, "s3 %s %s%s", method, s->prefix, key);
+    const char *hdrs[4];
+    vd_curl_request rq;
+    request(s, &rq, hdrs, method, url, what, body, len);
+    vd_err rc = vd_curl_object(s->http, &rq, status_error, out, out_len, err);
     free(url);
-    if (rc) return rc;
-    if (resp.status / 100 != 2) rc = status_error(what, &resp, err);
-    free(resp.body);
     return rc;
+}
+
+static vd_err s3_put(vd_store *st, const char *key, const void *buf, size_t len, vd_error *err)
+{
+    return object((s3 *)st, "PUT", key, len ? buf : "", len, NULL, NULL, err);
 }
 
 static vd_err s3_get(vd_store *st, const char *key, uint8_t **buf, size_t *len, vd_error *err)
 {
-    s3 *s = (s3 *)st;
-    char *url = object_url(s, key), what[300];
-    if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
-    snprintf(what, sizeof what, "s3 GET %s%s", s->prefix, key);
-    vd_curl_response resp;
-    vd_err rc = call(s, "GET", url, what, NULL, 0, &resp, err);
-    free(url);
-    if (rc) return rc;
-    if (resp.status != 200) {
-        rc = status_error(what, &resp, err);
-        free(resp.body);
-        return rc;
-    }
-    *buf = resp.body;
-    *len = resp.len;
-    return VD_OK;
+    return object((s3 *)st, "GET", key, NULL, 0, buf, len, err);
 }
 
 static vd_err s3_del(vd_store *st, const char *key, vd_error *err)
 {
-    s3 *s = (s3 *)st;
-    char *url = object_url(s, key), what[300];
-    if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
-    snprintf(what, sizeof what, "s3 DELETE %s%s", s->prefix, key);
-    vd_curl_response resp;
-    vd_err rc = call(s, "DELETE", url, what, NULL, 0, &resp, err);
-    free(url);
-    if (rc) return rc;
-    /* S3 answers 204 for a missing key too; some servers say 404
-     * NoSuchKey. A 404 NoSuchBucket is an error. */
-    if (resp.status / 100 != 2) {
-        vd_err c = status_error(what, &resp, err);
-        if (c != VD_ERR_NOT_FOUND) rc = c;
-    }
-    free(resp.body);
-    return rc;
+    return object((s3 *)st, "DELETE", key, NULL, 0, NULL, NULL, err);
 }
 
 /* One ListObjectsV2 page: its keys (the store prefix stripped) go to l;
@@ -284,7 +263,10 @@ static vd_err s3_list(vd_store *st, const char *prefix, char ***keys, size_t *n,
             break;
         }
         vd_curl_response resp;
-        rc = call(s, "GET", url, what, NULL, 0, &resp, err);
+        const char *hdrs[4];
+        vd_curl_request rq;
+        request(s, &rq, hdrs, "GET", url, what, NULL, 0);
+        rc = vd_curl_do(s->http, &rq, &resp, err);
         free(url);
         if (rc) break;
         if (resp.status != 200)

@@ -34,18 +34,17 @@ static char *object_url(const storaged *s, const char *key)
     return u;
 }
 
-/* Runs one request on key; "what" names the operation and key. */
-static vd_err call(storaged *s, const char *method, const char *url, const char *what,
-                   const void *body, size_t len, vd_curl_response *resp, vd_error *err)
+/* A request carrying the token (and a Content-Type with a body); hdrs has
+ * room for 3 entries and must outlive *rq. */
+static void request(const storaged *s, vd_curl_request *rq, const char **hdrs, const char *method,
+                    const char *url, const char *what, const void *body, size_t len)
 {
-    const char *hdrs[3] = {NULL, NULL, NULL};
     size_t nh = 0;
     if (s->auth) hdrs[nh++] = s->auth;
     if (body) hdrs[nh++] = "Content-Type: application/octet-stream";
-    vd_curl_request rq = {
+    hdrs[nh] = NULL;
+    *rq = (vd_curl_request){
         .method = method, .url = url, .what = what, .headers = hdrs, .body = body, .body_len = len};
-    vd_err rc = vd_curl_do(s->http, &rq, resp, err);
-    return rc;
 }
 
 /* Maps a non-2xx answer to an error naming the key and the status. */
@@ -63,56 +62,35 @@ static vd_err status_error(const char *what, vd_curl_response *resp, vd_error *e
     return vd_curl_status_error(&rq, resp, code, reason, err);
 }
 
-static vd_err sd_put(vd_store *st, const char *key, const void *buf, size_t len, vd_error *err)
+/* PUT body, GET into *out, or DELETE of key. */
+static vd_err object(storaged *s, const char *method, const char *key, const void *body, size_t len,
+                     uint8_t **out, size_t *out_len, vd_error *err)
 {
-    storaged *s = (storaged *)st;
     char *url = object_url(s, key), what[300];
     if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
-    snprintf(what, sizeof what, "storaged PUT %s", key);
-    vd_curl_response resp;
-    /* A zero-length object still needs a non-NULL body to be a PUT. */
-    vd_err rc = call(s, "PUT", url, what, len ? buf : "", len, &resp, err);
+    snprintf(what, sizeof what, "storaged %s %s", method, key);
+    const char *hdrs[3];
+    vd_curl_request rq;
+    request(s, &rq, hdrs, method, url, what, body, len);
+    vd_err rc = vd_curl_object(s->http, &rq, status_error, out, out_len, err);
     free(url);
-    if (rc) return rc;
-    if (resp.status / 100 != 2) rc = status_error(what, &resp, err);
-    free(resp.body);
     return rc;
+}
+
+static vd_err sd_put(vd_store *st, const char *key, const void *buf, size_t len, vd_error *err)
+{
+    /* A zero-length object still needs a non-NULL body to be a PUT. */
+    return object((storaged *)st, "PUT", key, len ? buf : "", len, NULL, NULL, err);
 }
 
 static vd_err sd_get(vd_store *st, const char *key, uint8_t **buf, size_t *len, vd_error *err)
 {
-    storaged *s = (storaged *)st;
-    char *url = object_url(s, key), what[300];
-    if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
-    snprintf(what, sizeof what, "storaged GET %s", key);
-    vd_curl_response resp;
-    vd_err rc = call(s, "GET", url, what, NULL, 0, &resp, err);
-    free(url);
-    if (rc) return rc;
-    if (resp.status != 200) {
-        rc = status_error(what, &resp, err);
-        free(resp.body);
-        return rc;
-    }
-    *buf = resp.body;
-    *len = resp.len;
-    return VD_OK;
+    return object((storaged *)st, "GET", key, NULL, 0, buf, len, err);
 }
 
 static vd_err sd_del(vd_store *st, const char *key, vd_error *err)
 {
-    storaged *s = (storaged *)st;
-    char *url = object_url(s, key), what[300];
-    if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
-    snprintf(what, sizeof what, "storaged DELETE %s", key);
-    vd_curl_response resp;
-    vd_err rc = call(s, "DELETE", url, what, NULL, 0, &resp, err);
-    free(url);
-    if (rc) return rc;
-    /* Deleting a missing key succeeds: 404 is the answer for it. */
-    if (resp.status / 100 != 2 && resp.status != 404) rc = status_error(what, &resp, err);
-    free(resp.body);
-    return rc;
+    return object((storaged *)st, "DELETE", key, NULL, 0, NULL, NULL, err);
 }
 
 /* Parses one page; appends its keys to l. Sets *after to the last key
@@ -187,7 +165,10 @@ static vd_err sd_list(vd_store *st, const char *prefix, char ***keys, size_t *n,
             break;
         }
         vd_curl_response resp;
-        rc = call(s, "GET", url, what, NULL, 0, &resp, err);
+        const char *hdrs[3];
+        vd_curl_request rq;
+        request(s, &rq, hdrs, "GET", url, what, NULL, 0);
+        rc = vd_curl_do(s->http, &rq, &resp, err);
         free(url);
         if (rc) break;
         if (resp.status != 200)
