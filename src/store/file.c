@@ -61,11 +61,13 @@ static int fsync_dir_of(const char *path)
     return rc;
 }
 
+#define CHUNK ((size_t)1 << 20)
+
 static int write_all(int fd, const void *buf, size_t len)
 {
     const char *p = buf;
     while (len) {
-        ssize_t n = write(fd, p, len);
+        ssize_t n = write(fd, p, len > CHUNK ? CHUNK : len);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return -1;
         p += n;
