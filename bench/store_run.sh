@@ -5,10 +5,12 @@
 # turn, round after round:
 #   ingest      vectord-kbench ingest (the Kafka ingest benchmark of
 #               bench/kafka_run.sh): vectors/s producer -> worker, acked,
-#               default checkpoint policy
-#   checkpoint  the worker's SIGTERM checkpoint of the whole index: seconds
-#               and MB/s from its `event=checkpoint why=shutdown` log line
-#               (serialising the LHV1 file + the PUTs + the manifest)
+#               with checkpoint.interval.ms=CKPT_MS (default 2000), so the
+#               growing index is checkpointed every 2 s while it ingests
+#   checkpoint  every checkpoint of the run from the worker's `event=checkpoint`
+#               log lines (serialising the LHV1 file + the PUTs + the
+#               manifest): count, MB, seconds, MB/s over all of them, and the
+#               SIGTERM checkpoint of the whole index on its own
 #   load        a restart: seconds from exec to /readyz, the index loaded
 #               from that backend
 # Ratios are against the file backend of the same round.
@@ -18,6 +20,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 data=${1:-$repo/bench/data/sift128-euclidean}
 rounds=${2:-2}
+ckpt_ms=${CKPT_MS:-2000}
 build=${BUILD:-$repo/build}
 out=$repo/bench/results/store-$(date +%Y%m%d-%H%M%S)
 work=$(mktemp -d /tmp/vectord-sbench.XXXXXX)
@@ -60,6 +63,7 @@ start_worker() { # backend round
   "$build/vectord" -X kafka.bootstrap.servers="$bs" -X store.url="$(url "$1" "$2")" \
     -X topic.commands=$t.commands -X topic.search=$t.search -X topic.dlq=$t.dlq \
     -X group.id="sb-$1-$2" -X group.instance.id="sb-$1-$2" -X http.listen=127.0.0.1:0 \
+    -X checkpoint.interval.ms="$ckpt_ms" \
     >>"$out/vectord-$1-$2.out" 2>>"$out/vectord-$1-$2.log" &
   pid=$!
 }
@@ -91,12 +95,14 @@ for r in $(seq "$rounds"); do
 import json, re, sys
 b, r, log, ingest, t0, t1 = sys.argv[1:]
 cps = [dict(re.findall(r'(\w+)=("[^"]*"|\S+)', l)) for l in open(log) if "event=checkpoint " in l]
-final = [c for c in cps if c.get("why") == "shutdown" and int(c["files"]) > 0][0]
+cps = [c for c in cps if int(c["files"]) > 0]
+final = [c for c in cps if c.get("why") == "shutdown"][0]
 during = [c for c in cps if c.get("why") in ("pending", "interval")]
 ing = json.loads(ingest)
 print(json.dumps({"backend": b, "round": int(r), "vectors_per_s": ing["vectors_per_s"],
   "checkpoint_bytes": int(final["bytes"]), "checkpoint_s": float(final["seconds"]),
   "during_ingest": len(during), "during_ingest_s": sum(float(c["seconds"]) for c in during),
+  "during_ingest_bytes": sum(int(c["bytes"]) for c in during),
   "load_to_ready_s": round(float(t1) - float(t0), 3)}))
 PY
     tail -1 "$out/runs.jsonl"
@@ -107,15 +113,19 @@ python3 - "$out/runs.jsonl" <<'PY' | tee "$out/tables.md"
 import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
 print(f"# Ingest and checkpoints by store backend ({len(runs) // 3} rounds; ratios vs file in the same round)\n")
-print("| round | backend | ingest vectors/s | ratio | final checkpoint MB | seconds | MB/s | ratio | checkpoints during ingest (s) | exec -> /readyz s |")
-print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| round | backend | ingest vectors/s | ratio | checkpoints | MB | seconds | MB/s | ratio | final: MB | s | MB/s | exec -> /readyz s |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+def agg(x):
+    b = x["during_ingest_bytes"] + x["checkpoint_bytes"]
+    t = x["during_ingest_s"] + x["checkpoint_s"]
+    return b, t, b / 1e6 / t
 for r in sorted({x["round"] for x in runs}):
     f = [x for x in runs if x["round"] == r and x["backend"] == "file"][0]
     for x in [y for y in runs if y["round"] == r]:
-        mbs = x["checkpoint_bytes"] / 1e6 / x["checkpoint_s"]
-        fmbs = f["checkpoint_bytes"] / 1e6 / f["checkpoint_s"]
+        b, t, mbs = agg(x)
         print(f"| {r} | {x['backend']} | {x['vectors_per_s']:,} | {x['vectors_per_s'] / f['vectors_per_s']:.2f} "
-              f"| {x['checkpoint_bytes'] / 1e6:.1f} | {x['checkpoint_s']:.3f} | {mbs:,.0f} | {mbs / fmbs:.2f} "
-              f"| {x['during_ingest']} ({x['during_ingest_s']:.2f}) | {x['load_to_ready_s']} |")
+              f"| {x['during_ingest'] + 1} | {b / 1e6:.0f} | {t:.2f} | {mbs:,.0f} | {mbs / agg(f)[2]:.2f} "
+              f"| {x['checkpoint_bytes'] / 1e6:.1f} | {x['checkpoint_s']:.3f} "
+              f"| {x['checkpoint_bytes'] / 1e6 / x['checkpoint_s']:,.0f} | {x['load_to_ready_s']} |")
 PY
 echo "results in $out"

@@ -121,6 +121,7 @@ if [[ $store == s3 ]]; then
   ckfails=$(grep -c 'event=checkpoint_failed' vectord-b.log || true)
   echo "store outages: partition_load_failed=$loadfails checkpoint_failed=$ckfails"
   [[ $loadfails -gt 0 && $ckfails -gt 0 ]] || fail "the outages were not felt (loads $loadfails, checkpoints $ckfails)"
+  ! grep -qF "$AWS_SECRET_ACCESS_KEY" vectord-*.log vectord-*.out || fail "the S3 secret key is in a log"
 fi
 replays=$(grep -c 'event=partition_loaded' vectord-b.log || true)
 checkpoints=$(grep -c 'event=checkpoint ' vectord-b.log || true)
