@@ -56,6 +56,7 @@ enum { EXIT_ERR_REPLY = 1, EXIT_USAGE = 2, EXIT_TIMEOUT = 3, EXIT_KAFKA = 4 };
 typedef struct ctl {
     const char *brokers;
     const char *t_cmd, *t_search, *t_reply;
+    char warm[256]; /* the topic the producer last looked up */
     int timeout_ms;
     int json_out;
     int no_wait; /* return once Kafka has the command; do not wait for vectord */
@@ -143,6 +144,15 @@ static void ctl_connect(ctl *c)
     snprintf(c->run_id, sizeof c->run_id, "%lx-%lx", (long)getpid(), (long)time(NULL));
 }
 
+/* Looks topic up once before the first record to it: without it that
+ * record waits for librdkafka's 1 s topic scan. */
+static void warm_topic(ctl *c, const char *topic)
+{
+    if (strcmp(c->warm, topic) == 0) return;
+    vd_kafka_topic_warm(c->producer, topic, c->timeout_ms);
+    snprintf(c->warm, sizeof c->warm, "%s", topic);
+}
+
 /* Sends doc (consumed) to topic keyed by index; writes its correlation id. */
 static void send_request(ctl *c, const char *topic, const char *index, json_t *doc, char *corr,
                          size_t corr_cap)
@@ -151,6 +161,7 @@ static void send_request(ctl *c, const char *topic, const char *index, json_t *d
     json_decref(doc);
     if (!body) die(EXIT_KAFKA, "out of memory");
     snprintf(corr, corr_cap, "%s-%" PRIu64, c->run_id, c->next_corr++);
+    warm_topic(c, topic);
     rd_kafka_resp_err_t e;
     do {
         e = rd_kafka_producev(
@@ -535,6 +546,7 @@ static int cmd_produce(ctl *c, const char *topic, const char *key, int argc, cha
         if (!eq) die(EXIT_USAGE, "--header %s: expected name=value", kv);
         rd_kafka_header_add(h, kv, eq - kv, eq + 1, -1);
     }
+    warm_topic(c, topic);
     rd_kafka_resp_err_t e = rd_kafka_producev(
         c->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
         RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(value, len),

@@ -108,3 +108,15 @@ void vd_kafka_mock_stop(vd_kafka_mock *m)
     if (m->host) rd_kafka_destroy(m->host);
     free(m);
 }
+
+int vd_kafka_topic_warm(rd_kafka_t *rk, const char *topic, int timeout_ms)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (!rkt) return -1;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    int ok = !e && md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0;
+    if (md) rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return ok ? 0 : -1;
+}

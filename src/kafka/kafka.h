@@ -31,6 +31,15 @@ const char *vd_kafka_header(rd_kafka_message_t *m, const char *name, size_t *len
 int vd_kafka_header_str(rd_kafka_message_t *m, const char *name, char *buf, size_t cap);
 
 /* An in-process mock cluster, for the embedded mode and tests. */
+/*
+ * Fetches topic's metadata into rk's cache, waiting up to timeout_ms.
+ * librdkafka looks up a topic it has not produced to yet only on its 1 s
+ * timer, so the first record to every new topic would wait up to a second;
+ * call this before producing to a topic for the first time. Returns 0 when
+ * the topic exists, -1 otherwise (the caller's produce then reports it).
+ */
+int vd_kafka_topic_warm(rd_kafka_t *rk, const char *topic, int timeout_ms);
+
 typedef struct vd_kafka_mock vd_kafka_mock;
 
 /*

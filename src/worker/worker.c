@@ -100,6 +100,10 @@ struct vd_worker {
     /* search pool */
     pthread_t *threads;
     int nthreads;
+    /* reply topics already looked up (warm_topic) */
+    pthread_mutex_t warm_mu;
+    char *warm[64];
+    int nwarm;
     pthread_mutex_t qmu;
     pthread_cond_t qcond;
     job *qhead, *qtail;
@@ -222,9 +226,31 @@ static int reply_target(rd_kafka_message_t *m, reply_to *r)
     return r->topic[0] != '\0';
 }
 
+/* Looks a topic up before the first record to it, which would otherwise
+ * wait up to 1 s for librdkafka's topic scan (a client's first search
+ * answered a second late). The first 64 topics are remembered; after that,
+ * no more lookups. */
+static void warm_topic(vd_worker *w, const char *topic)
+{
+    pthread_mutex_lock(&w->warm_mu);
+    int known = w->nwarm == (int)(sizeof w->warm / sizeof w->warm[0]);
+    for (int i = 0; !known && i < w->nwarm; i++) known = strcmp(w->warm[i], topic) == 0;
+    pthread_mutex_unlock(&w->warm_mu);
+    if (known) return;
+    vd_kafka_topic_warm(w->producer, topic, 2000);
+    pthread_mutex_lock(&w->warm_mu);
+    int dup = 0;
+    for (int i = 0; i < w->nwarm; i++) dup |= strcmp(w->warm[i], topic) == 0;
+    if (!dup && w->nwarm < (int)(sizeof w->warm / sizeof w->warm[0]) &&
+        (w->warm[w->nwarm] = strdup(topic)))
+        w->nwarm++;
+    pthread_mutex_unlock(&w->warm_mu);
+}
+
 static void send_reply(vd_worker *w, const reply_to *r, const char *key, size_t key_len,
                        uint8_t *body, size_t len)
 {
+    warm_topic(w, r->topic);
     rd_kafka_headers_t *h = rd_kafka_headers_new(3);
     if (r->corr_len) rd_kafka_header_add(h, r->corr_name, -1, r->corr, (ssize_t)r->corr_len);
     rd_kafka_header_add(h, "content-type", -1, vd_content_type_name(r->ct), -1);
@@ -289,6 +315,7 @@ static void reject(vd_worker *w, part *p, rd_kafka_message_t *m, vd_err code, co
     rd_kafka_header_add(h, "source-topic", -1, rd_kafka_topic_name(m->rkt), -1);
     rd_kafka_header_add(h, "source-partition", -1, part_s, -1);
     rd_kafka_header_add(h, "source-offset", -1, off_s, -1);
+    warm_topic(w, w->t_dlq);
     rd_kafka_resp_err_t e = rd_kafka_producev(
         w->producer, RD_KAFKA_V_TOPIC(w->t_dlq), RD_KAFKA_V_KEY(m->key, m->key_len),
         RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -642,8 +669,7 @@ static void checkpoint_policy(vd_worker *w)
     size_t max_pending = (size_t)vd_config_int(w->cfg, "checkpoint.max.pending");
     for (int32_t i = 0; i < w->nparts; i++) {
         part *p = &w->parts[i];
-        if ((p->state != P_REPLAYING && p->state != P_READY) || p->pending == 0 ||
-            t < p->retry_at)
+        if ((p->state != P_REPLAYING && p->state != P_READY) || p->pending == 0 || t < p->retry_at)
             continue;
         if (p->pending >= max_pending)
             checkpoint(w, p, "pending", NULL);
@@ -1379,6 +1405,7 @@ vd_err vd_worker_new(vd_worker **out, const vd_config *cfg, const vd_logger *lg,
     w->t_search = vd_config_str(cfg, "topic.search");
     w->t_dlq = vd_config_str(cfg, "topic.dlq");
     pthread_mutex_init(&w->qmu, NULL);
+    pthread_mutex_init(&w->warm_mu, NULL);
     pthread_cond_init(&w->qcond, NULL);
     const char *wid = vd_config_str(cfg, "worker.id");
     if (*wid) {
@@ -1652,5 +1679,7 @@ void vd_worker_free(vd_worker *w)
     free(w->bootstrap);
     pthread_mutex_destroy(&w->qmu);
     pthread_cond_destroy(&w->qcond);
+    for (int i = 0; i < w->nwarm; i++) free(w->warm[i]);
+    pthread_mutex_destroy(&w->warm_mu);
     free(w);
 }
