@@ -448,6 +448,14 @@ static void apply_command(vd_worker *w, part *p, rd_kafka_message_t *m)
         }
         pthread_rwlock_wrlock(&p->lock);
         e = reg_add(p, req->index, req->index_len, ix);
+        /* Dropped and created again before a checkpoint: the new index's
+         * file replaces the old one under the same key, which must not be
+         * deleted after the next manifest. */
+        for (size_t i = 0; e && i < p->ndropped; i++) {
+            if (strcmp(p->dropped[i], e->name) != 0) continue;
+            free(p->dropped[i]);
+            p->dropped[i--] = p->dropped[--p->ndropped];
+        }
         pthread_rwlock_unlock(&p->lock);
         if (!e) {
             vd_index_free(ix);
@@ -468,7 +476,7 @@ static void apply_command(vd_worker *w, part *p, rd_kafka_message_t *m)
         char **d = realloc(p->dropped, (p->ndropped + 1) * sizeof *d);
         if (d) {
             p->dropped = d;
-            p->dropped[p->ndropped++] = strdup(e->name);
+            if ((p->dropped[p->ndropped] = strdup(e->name))) p->ndropped++;
         }
         reg_remove(p, e);
         pthread_rwlock_unlock(&p->lock);

@@ -5,7 +5,8 @@
 #   - every op and its acks; rejects land in the DLQ;
 #   - SIGKILL mid-ingest, restart: every acked item is there exactly once and
 #     the restart replays only what came after the last checkpoint;
-#   - SIGTERM checkpoints everything: the next start replays nothing.
+#   - SIGTERM checkpoints everything: the next start replays nothing;
+#   - an index dropped and created again between two checkpoints loads.
 #   kafka_worker.sh VECTORD VECTORCTL GEN_VECS WORKDIR
 set -euo pipefail
 vectord=$1 vectorctl=$2 gen=$3 work=$4
@@ -83,5 +84,21 @@ grep 'event=assigned' vectord.log | grep -vq 'replay=0' && fail "replayed comman
 "$kafka" run org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$bootstrap" \
   --topic vectord.commands.dlq >dlq.txt 2>/dev/null || true
 grep -Eq 'vectord.commands.dlq:0:[1-9]' dlq.txt || fail "DLQ is empty: $(cat dlq.txt)"
+# Dropped and created again between two checkpoints: the new index's file
+# must not be deleted as the dropped one's.
+ctl create again --dim 2 --distance euclidean >/dev/null || fail "create again"
+printf '{"id":"old","vector":[1,2]}\n' | ctl add again - >/dev/null || fail "add old"
+kill -TERM $pid; wait $pid || fail "SIGTERM before the drop"; pid=""
+start
+ctl drop again >/dev/null || fail "drop again"
+ctl create again --dim 2 --distance euclidean >/dev/null || fail "re-create again"
+printf '{"id":"new","vector":[3,4]}\n' | ctl add again - >/dev/null || fail "add new"
+kill -TERM $pid; wait $pid || fail "SIGTERM after the re-create"; pid=""
+: >vectord.log
+start
+ctl --json info again >info4.json || fail "info of the re-created index: $(tail -3 vectord.log)"
+grep -q '"length":1,' info4.json || fail "re-created index: $(cat info4.json)"
+ctl --json search again --vector '[3,4]' --k 1 | grep -q '"new"' || fail "re-created index search"
+! grep -q 'event=partition_refused' vectord.log || fail "a partition was refused after the re-create"
 kill -TERM $pid; wait $pid || fail "final SIGTERM"; pid=""
 echo "kafka_worker: 1 passed, 0 failed"
