@@ -50,8 +50,37 @@ typedef struct entry {
 
 enum { P_UNASSIGNED = 0, P_LOADING, P_REPLAYING, P_READY, P_REFUSED };
 
+/* A checkpoint in flight: what the poll thread snapshotted (serialised
+ * files, the manifest, the drops), written by the store thread. */
+typedef struct ckfile {
+    char *name, *key;
+    uint8_t *buf;
+    size_t len;
+    int64_t offset; /* the file's Kafka offset: the index's last command at the snapshot */
+    int ok;         /* written */
+} ckfile;
+
+typedef struct ckjob {
+    struct part *p;
+    const char *why;
+    ckfile *files;
+    size_t nfiles, bytes;
+    char *mkey, *manifest;
+    size_t mlen;
+    char **dropped; /* deleted after the manifest */
+    size_t ndropped;
+    int64_t applied; /* the manifest's offset: commit applied + 1 */
+    size_t pending;  /* commands it makes durable */
+    double t0;
+    int done; /* set by the store thread, under ck_mu */
+    vd_err rc;
+    vd_error err;
+    struct ckjob *next;
+} ckjob;
+
 typedef struct part {
     int32_t id;
+    ckjob *ck; /* in flight (poll thread's) */
     int state;
     pthread_rwlock_t lock; /* registry */
     pthread_mutex_t mu;    /* state, applied; with cond for waiting searches */
@@ -100,6 +129,12 @@ struct vd_worker {
     /* search pool */
     pthread_t *threads;
     int nthreads;
+    /* the store thread: writes checkpoints off the poll thread */
+    pthread_t ck_thread;
+    int ck_running, ck_stop;
+    pthread_mutex_t ck_mu;
+    pthread_cond_t ck_cond;
+    ckjob *ck_head, *ck_tail;
     /* reply topics already looked up (warm_topic) */
     pthread_mutex_t warm_mu;
     char *warm[64];
@@ -540,92 +575,204 @@ static void schedule_retry(vd_worker *w, part *p)
     p->retry_at = now_s() + p->backoff * (0.75 + 0.5 * (double)rand() / RAND_MAX);
 }
 
-static vd_err put_manifest(vd_worker *w, part *p, vd_error *err)
+static void ckjob_free(ckjob *j)
 {
+    if (!j) return;
+    for (size_t i = 0; i < j->nfiles; i++) {
+        free(j->files[i].name);
+        free(j->files[i].key);
+        free(j->files[i].buf);
+    }
+    free(j->files);
+    free(j->mkey);
+    free(j->manifest);
+    for (size_t i = 0; i < j->ndropped; i++) free(j->dropped[i]);
+    free(j->dropped);
+    free(j);
+}
+
+/*
+ * Poll thread: what a checkpoint of p writes, taken now: every dirty
+ * index serialised, the manifest (each index complete through p->applied),
+ * the drops. Returns NULL with *rc VD_OK when there is nothing to do or
+ * the partition must not write, else NULL with an error, or the job.
+ */
+static ckjob *ck_snapshot(vd_worker *w, part *p, const char *why, vd_err *rc, vd_error *err)
+{
+    *rc = VD_OK;
+    /* Only a partition that is applying has anything to write: a loading
+     * or refused one must leave its manifest and offsets alone. */
+    if (w->fenced || (p->state != P_REPLAYING && p->state != P_READY)) return NULL;
+    if (p->pending == 0 && p->committed == p->applied + 1) return NULL;
+    if (rd_kafka_assignment_lost(w->consumer)) {
+        w->fenced = 1;
+        *rc = vd_error_set(err, VD_ERR_UNAVAILABLE, "assignment lost: not writing");
+        return NULL;
+    }
+    ckjob *j = calloc(1, sizeof *j);
+    if (!j) goto nomem;
+    j->p = p;
+    j->why = why;
+    j->t0 = now_s();
+    j->applied = p->applied;
+    j->pending = p->pending;
     vd_manifest mf;
     vd_manifest_init(&mf, w->t_cmd, p->id);
     mf.offset = p->applied;
     snprintf(mf.worker, sizeof mf.worker, "%s", w->worker_id);
     snprintf(mf.cluster_id, sizeof mf.cluster_id, "%s", w->cluster_id);
-    vd_err rc = VD_OK;
-    for (size_t i = 0; !rc && i < p->n; i++)
-        rc = vd_manifest_set(&mf, p->e[i].name, p->e[i].file_offset,
-                             p->applied > p->e[i].file_offset ? p->applied : p->e[i].file_offset,
-                             err);
-    char *json = NULL, *key = vd_manifest_key(w->t_cmd, p->id);
-    size_t len;
-    if (!rc) rc = vd_manifest_encode(&mf, &json, &len, err);
-    if (!rc) rc = key ? vd_store_put(w->store, key, json, len, err) : VD_ERR_NOMEM;
-    free(json);
-    free(key);
+    pthread_rwlock_rdlock(&p->lock);
+    if (p->n && !(j->files = calloc(p->n, sizeof *j->files))) *rc = VD_ERR_NOMEM;
+    for (size_t i = 0; !*rc && i < p->n; i++) {
+        entry *e = &p->e[i];
+        int64_t fo = e->file_offset;
+        if (e->dirty) {
+            ckfile *f = &j->files[j->nfiles++];
+            vd_lhv1_kafka k = {.partition = p->id, .offset = e->last};
+            snprintf(k.topic, sizeof k.topic, "%s", w->t_cmd);
+            f->offset = fo = e->last;
+            f->name = strdup(e->name);
+            f->key = vd_store_index_key(e->name, strlen(e->name));
+            *rc = f->name && f->key ? vd_lhv1_write_buf(e->ix, &k, &f->buf, &f->len, err)
+                                    : VD_ERR_NOMEM;
+            j->bytes += f->len;
+        }
+        if (!*rc) *rc = vd_manifest_set(&mf, e->name, fo, p->applied > fo ? p->applied : fo, err);
+    }
+    pthread_rwlock_unlock(&p->lock);
+    if (!*rc && !(j->mkey = vd_manifest_key(w->t_cmd, p->id))) *rc = VD_ERR_NOMEM;
+    if (!*rc) *rc = vd_manifest_encode(&mf, &j->manifest, &j->mlen, err);
     vd_manifest_clear(&mf);
-    return rc;
+    if (*rc) {
+        if (*rc == VD_ERR_NOMEM) vd_error_set(err, VD_ERR_NOMEM, "checkpoint: out of memory");
+        ckjob_free(j);
+        return NULL;
+    }
+    /* The drops go with the job; a failed job gives them back. */
+    j->dropped = p->dropped;
+    j->ndropped = p->ndropped;
+    p->dropped = NULL;
+    p->ndropped = 0;
+    return j;
+nomem:
+    *rc = vd_error_set(err, VD_ERR_NOMEM, "checkpoint: out of memory");
+    return NULL;
 }
 
-/*
- * Writes the files of dirty indexes, then the manifest, deletes dropped
- * files, then commits applied + 1. Nothing is committed unless all of it
- * is durable (invariant 2).
- */
-static vd_err checkpoint(vd_worker *w, part *p, const char *why, vd_error *err)
+/* Store thread: the files, then the manifest, then the drops' files. */
+static void ck_write(vd_worker *w, ckjob *j)
 {
-    vd_error local = {0};
-    if (!err) err = &local; /* the failure is logged either way */
-    /* Only a partition that is applying has anything to write: a loading
-     * or refused one must leave its manifest and offsets alone. */
-    if (w->fenced || (p->state != P_REPLAYING && p->state != P_READY)) return VD_OK;
-    if (p->pending == 0 && p->committed == p->applied + 1) return VD_OK;
-    if (rd_kafka_assignment_lost(w->consumer)) {
-        w->fenced = 1;
-        return vd_error_set(err, VD_ERR_UNAVAILABLE, "assignment lost: not writing");
-    }
-    double t0 = now_s();
     vd_err rc = VD_OK;
-    size_t files = 0, bytes = 0;
-    pthread_rwlock_rdlock(&p->lock);
-    for (size_t i = 0; !rc && i < p->n; i++) {
-        entry *e = &p->e[i];
-        if (!e->dirty) continue;
-        vd_lhv1_kafka k = {.partition = p->id, .offset = e->last};
-        snprintf(k.topic, sizeof k.topic, "%s", w->t_cmd);
-        uint8_t *buf;
-        size_t len;
-        char *key = vd_store_index_key(e->name, strlen(e->name));
-        rc = key ? vd_lhv1_write_buf(e->ix, &k, &buf, &len, err) : VD_ERR_NOMEM;
-        if (!rc) {
-            rc = vd_store_put(w->store, key, buf, len, err);
-            free(buf);
-        }
-        free(key);
-        if (!rc) {
-            e->file_offset = e->last;
-            e->dirty = 0;
-            files++;
-            bytes += len;
-        }
+    for (size_t i = 0; !rc && i < j->nfiles; i++) {
+        ckfile *f = &j->files[i];
+        rc = vd_store_put(w->store, f->key, f->buf, f->len, &j->err);
+        f->ok = !rc;
+        free(f->buf); /* the file is in the store, or will be written again */
+        f->buf = NULL;
     }
-    if (!rc) rc = put_manifest(w, p, err);
-    pthread_rwlock_unlock(&p->lock);
-    for (size_t i = 0; !rc && i < p->ndropped; i++) {
-        char *key = vd_store_index_key(p->dropped[i], strlen(p->dropped[i]));
+    if (!rc) rc = vd_store_put(w->store, j->mkey, j->manifest, j->mlen, &j->err);
+    for (size_t i = 0; !rc && i < j->ndropped; i++) {
+        char *key = vd_store_index_key(j->dropped[i], strlen(j->dropped[i]));
         vd_error derr;
         if (key && vd_store_del(w->store, key, &derr))
             LOG(w, VD_LOG_WARN, "drop_delete_failed", VD_LS("key", key), VD_LS("error", derr.msg));
         free(key);
     }
-    if (!rc) {
-        for (size_t i = 0; i < p->ndropped; i++) free(p->dropped[i]);
-        p->ndropped = 0;
+    j->rc = rc;
+}
+
+static void *ck_thread(void *arg)
+{
+    vd_worker *w = arg;
+    pthread_mutex_lock(&w->ck_mu);
+    for (;;) {
+        while (!w->ck_head && !w->ck_stop) pthread_cond_wait(&w->ck_cond, &w->ck_mu);
+        if (!w->ck_head) break;
+        ckjob *j = w->ck_head;
+        w->ck_head = j->next;
+        if (!w->ck_head) w->ck_tail = NULL;
+        pthread_mutex_unlock(&w->ck_mu);
+        ck_write(w, j);
+        pthread_mutex_lock(&w->ck_mu);
+        j->done = 1;
+        pthread_cond_broadcast(&w->ck_cond);
     }
+    pthread_mutex_unlock(&w->ck_mu);
+    return NULL;
+}
+
+static void ck_submit(vd_worker *w, part *p, ckjob *j)
+{
+    p->ck = j;
+    pthread_mutex_lock(&w->ck_mu);
+    if (w->ck_tail)
+        w->ck_tail->next = j;
+    else
+        w->ck_head = j;
+    w->ck_tail = j;
+    pthread_cond_broadcast(&w->ck_cond);
+    pthread_mutex_unlock(&w->ck_mu);
+}
+
+/* Whether p's checkpoint in flight is written (or failed); wait: block
+ * until it is. */
+static int ck_done(vd_worker *w, part *p, int wait)
+{
+    pthread_mutex_lock(&w->ck_mu);
+    while (wait && !p->ck->done) pthread_cond_wait(&w->ck_cond, &w->ck_mu);
+    int done = p->ck->done;
+    pthread_mutex_unlock(&w->ck_mu);
+    return done;
+}
+
+/*
+ * Poll thread, once p's job is done: on success the written indexes are
+ * clean up to their file's offset and applied + 1 is committed (invariant
+ * 2: nothing is committed before all of it is durable); on failure the
+ * drops come back and the next attempt waits the backoff.
+ */
+static vd_err ck_finish(vd_worker *w, part *p, vd_error *err)
+{
+    ckjob *j = p->ck;
+    p->ck = NULL;
+    pthread_rwlock_wrlock(&p->lock);
+    for (size_t i = 0; i < j->nfiles; i++) {
+        if (!j->files[i].ok) continue;
+        entry *e = reg_find(p, j->files[i].name, strlen(j->files[i].name));
+        if (!e) continue; /* dropped meanwhile */
+        e->file_offset = j->files[i].offset;
+        e->dirty = e->last != j->files[i].offset;
+    }
+    vd_err rc = j->rc;
     if (rc) {
+        /* Give the drops back, but not a name created again meanwhile:
+         * its new file must not be deleted. */
+        for (size_t i = 0; i < j->ndropped; i++) {
+            char **d = realloc(p->dropped, (p->ndropped + 1) * sizeof *d);
+            if (!d) break;
+            p->dropped = d;
+            if (!reg_find(p, j->dropped[i], strlen(j->dropped[i]))) {
+                p->dropped[p->ndropped++] = j->dropped[i];
+                j->dropped[i] = NULL;
+            }
+        }
+    }
+    pthread_rwlock_unlock(&p->lock);
+    if (rc) {
+        vd_error_set(err, rc, "%s", j->err.msg);
         w->n_checkpoint_failures++;
         schedule_retry(w, p);
-        LOG(w, VD_LOG_ERROR, "checkpoint_failed", VD_LI("partition", p->id), VD_LS("why", why),
-            VD_LS("error", err->msg), VD_LD("retry_in_s", p->backoff));
+        LOG(w, VD_LOG_ERROR, "checkpoint_failed", VD_LI("partition", p->id), VD_LS("why", j->why),
+            VD_LS("error", j->err.msg), VD_LD("retry_in_s", p->backoff));
+        ckjob_free(j);
         return rc;
     }
+    if (w->fenced) {
+        ckjob_free(j);
+        return vd_error_set(err, VD_ERR_UNAVAILABLE, "fenced: not committing");
+    }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, w->t_cmd, p->id)->offset = p->applied + 1;
+    rd_kafka_topic_partition_list_add(l, w->t_cmd, p->id)->offset = j->applied + 1;
     rd_kafka_resp_err_t ke = rd_kafka_commit(w->consumer, l, 0);
     rd_kafka_topic_partition_list_destroy(l);
     if (ke == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION || ke == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
@@ -633,6 +780,7 @@ static vd_err checkpoint(vd_worker *w, part *p, const char *why, vd_error *err)
         w->fenced = 1;
         LOG(w, VD_LOG_ERROR, "fenced", VD_LI("partition", p->id),
             VD_LS("error", rd_kafka_err2str(ke)));
+        ckjob_free(j);
         return vd_error_set(err, VD_ERR_UNAVAILABLE, "commit refused: %s", rd_kafka_err2str(ke));
     }
     if (ke) {
@@ -640,17 +788,62 @@ static vd_err checkpoint(vd_worker *w, part *p, const char *why, vd_error *err)
             VD_LS("error", rd_kafka_err2str(ke)));
     } else {
         pthread_mutex_lock(&p->mu);
-        p->committed = p->applied + 1;
+        p->committed = j->applied + 1;
         pthread_mutex_unlock(&p->mu);
     }
     w->n_checkpoints++;
-    p->pending = 0;
+    p->pending -= j->pending < p->pending ? j->pending : p->pending;
     p->backoff = 0;
     p->last_checkpoint = now_s();
-    LOG(w, VD_LOG_INFO, "checkpoint", VD_LI("partition", p->id), VD_LS("why", why),
-        VD_LI("offset", p->applied), VD_LI("files", files), VD_LI("bytes", bytes),
-        VD_LD("seconds", now_s() - t0));
+    LOG(w, VD_LOG_INFO, "checkpoint", VD_LI("partition", p->id), VD_LS("why", j->why),
+        VD_LI("offset", j->applied), VD_LI("files", j->nfiles), VD_LI("bytes", j->bytes),
+        VD_LD("seconds", now_s() - j->t0));
+    ckjob_free(j);
     return VD_OK;
+}
+
+/* Waits for p's checkpoint in flight, if any, and settles it. */
+static void ck_settle(vd_worker *w, part *p)
+{
+    if (!p->ck) return;
+    ck_done(w, p, 1);
+    vd_error err;
+    ck_finish(w, p, &err);
+}
+
+/* Waits for p's checkpoint in flight, if any, and drops it without a
+ * commit: the partition is no longer ours (its files are a zombie's, which
+ * loading tolerates). */
+static void ck_discard(vd_worker *w, part *p)
+{
+    if (!p->ck) return;
+    ck_done(w, p, 1);
+    ckjob_free(p->ck);
+    p->ck = NULL;
+}
+
+/*
+ * A checkpoint of p now, waiting for it (revoke, shutdown): the one in
+ * flight is settled first. Returns its result.
+ */
+static vd_err checkpoint(vd_worker *w, part *p, const char *why, vd_error *err)
+{
+    vd_error local = {0};
+    if (!err) err = &local;
+    ck_settle(w, p);
+    vd_err rc;
+    ckjob *j = ck_snapshot(w, p, why, &rc, err);
+    if (!j) {
+        if (rc) {
+            w->n_checkpoint_failures++;
+            LOG(w, VD_LOG_ERROR, "checkpoint_failed", VD_LI("partition", p->id), VD_LS("why", why),
+                VD_LS("error", err->msg));
+        }
+        return rc;
+    }
+    ck_submit(w, p, j);
+    ck_done(w, p, 1);
+    return ck_finish(w, p, err);
 }
 
 /* Searches are answered at most once: their offsets are committed as
@@ -670,6 +863,9 @@ static void commit_searches(vd_worker *w)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* The policy (poll thread): settles finished checkpoints and starts new
+ * ones, at most one in flight per partition; the store thread writes them
+ * while the poll thread goes on applying and fetching searches. */
 static void checkpoint_policy(vd_worker *w)
 {
     commit_searches(w);
@@ -677,12 +873,27 @@ static void checkpoint_policy(vd_worker *w)
     size_t max_pending = (size_t)vd_config_int(w->cfg, "checkpoint.max.pending");
     for (int32_t i = 0; i < w->nparts; i++) {
         part *p = &w->parts[i];
+        if (p->ck) {
+            if (ck_done(w, p, 0)) ck_finish(w, p, NULL);
+            continue;
+        }
         if ((p->state != P_REPLAYING && p->state != P_READY) || p->pending == 0 || t < p->retry_at)
             continue;
-        if (p->pending >= max_pending)
-            checkpoint(w, p, "pending", NULL);
-        else if (t - p->last_checkpoint >= interval)
-            checkpoint(w, p, "interval", NULL);
+        const char *why = p->pending >= max_pending            ? "pending"
+                          : t - p->last_checkpoint >= interval ? "interval"
+                                                               : NULL;
+        if (!why) continue;
+        vd_error err;
+        vd_err rc;
+        ckjob *j = ck_snapshot(w, p, why, &rc, &err);
+        if (j) {
+            ck_submit(w, p, j);
+        } else if (rc) {
+            w->n_checkpoint_failures++;
+            schedule_retry(w, p);
+            LOG(w, VD_LOG_ERROR, "checkpoint_failed", VD_LI("partition", p->id), VD_LS("why", why),
+                VD_LS("error", err.msg), VD_LD("retry_in_s", p->backoff));
+        }
     }
 }
 
@@ -877,6 +1088,7 @@ static void on_assign(vd_worker *w, rd_kafka_topic_partition_list_t *parts)
             continue;
         }
         part *p = &w->parts[tp->partition];
+        ck_discard(w, p);
         part_reset(p);
         p->assigned_committed = ce ? RD_KAFKA_OFFSET_INVALID : tp->offset;
         int64_t start = RD_KAFKA_OFFSET_END, hi = -1;
@@ -948,6 +1160,7 @@ static void on_revoke(vd_worker *w, rd_kafka_topic_partition_list_t *parts)
                 LOG(w, VD_LOG_WARN, "revoke_checkpoint_failed", VD_LI("partition", p->id),
                     VD_LS("error", err.msg));
         }
+        ck_discard(w, p);
         part_reset(p);
         LOG(w, VD_LOG_INFO, "revoked", VD_LI("partition", p->id), VD_LI("lost", lost));
     }
@@ -1414,6 +1627,8 @@ vd_err vd_worker_new(vd_worker **out, const vd_config *cfg, const vd_logger *lg,
     w->t_dlq = vd_config_str(cfg, "topic.dlq");
     pthread_mutex_init(&w->qmu, NULL);
     pthread_mutex_init(&w->warm_mu, NULL);
+    pthread_mutex_init(&w->ck_mu, NULL);
+    pthread_cond_init(&w->ck_cond, NULL);
     pthread_cond_init(&w->qcond, NULL);
     const char *wid = vd_config_str(cfg, "worker.id");
     if (*wid) {
@@ -1484,6 +1699,11 @@ vd_err vd_worker_new(vd_worker **out, const vd_config *cfg, const vd_logger *lg,
         }
     }
     if ((rc = vd_store_open(&w->store, vd_config_str(cfg, "store.url"), &so, err))) goto fail;
+    if (pthread_create(&w->ck_thread, NULL, ck_thread, w)) {
+        rc = vd_error_set(err, VD_ERR_NOMEM, "worker: cannot start the checkpoint thread");
+        goto fail;
+    }
+    w->ck_running = 1;
 
     char errstr[512];
     const char *pdefaults[] = {"partitioner",        "murmur2_random", "linger.ms", "1",
@@ -1672,6 +1892,14 @@ void vd_worker_free(vd_worker *w)
         for (int i = 0; w->threads && i < w->nthreads; i++) pthread_join(w->threads[i], NULL);
     }
     free(w->threads);
+    for (int32_t i = 0; w->parts && i < w->nparts; i++) ck_discard(w, &w->parts[i]);
+    if (w->ck_running) {
+        pthread_mutex_lock(&w->ck_mu);
+        w->ck_stop = 1;
+        pthread_cond_broadcast(&w->ck_cond);
+        pthread_mutex_unlock(&w->ck_mu);
+        pthread_join(w->ck_thread, NULL);
+    }
     if (w->consumer) rd_kafka_destroy(w->consumer);
     if (w->producer) rd_kafka_destroy(w->producer);
     for (int32_t i = 0; w->parts && i < w->nparts; i++) {
@@ -1689,5 +1917,7 @@ void vd_worker_free(vd_worker *w)
     pthread_cond_destroy(&w->qcond);
     for (int i = 0; i < w->nwarm; i++) free(w->warm[i]);
     pthread_mutex_destroy(&w->warm_mu);
+    pthread_mutex_destroy(&w->ck_mu);
+    pthread_cond_destroy(&w->ck_cond);
     free(w);
 }

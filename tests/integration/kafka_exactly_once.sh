@@ -104,7 +104,7 @@ for k in $(seq "$kills"); do
   elif [[ $store == s3 && $((k % 3)) == 2 ]]; then
     run b; pause 1.0 2.0; s3_down; pause 1.0 2.0; s3_up   # loses S3 in the middle
   else
-    run b; pause 1.0 3.0
+    run b; pause 0.7 2.0
   fi
   kill -9 $pid; wait $pid 2>/dev/null || true; pid=""
 done
