@@ -7,6 +7,8 @@
 #      storaged recovers -> the checkpoint lands and the commit moves.
 #   2. storaged is killed (connection refused): the same; restarted on the
 #      same port -> the commit moves.
+#   2b. storaged hangs (SIGSTOP) with a checkpoint in flight: applying and
+#      searches go on; SIGCONT -> the commit moves.
 #   3. the worker is SIGKILLed and restarted while storaged answers 503: the
 #      partition stays loading, paused (searches get `unavailable`), logs
 #      partition_load_failed; storaged recovers and, before the worker's next
@@ -121,9 +123,25 @@ grep 'event=checkpoint_failed' vectord-f1.log | grep -q "connect" ||
 storaged_up
 wait_for 20 committed_is 7 || fail "unreachable: commit did not move after recovery"
 
+# 2b. storaged hangs (SIGSTOP: connections are accepted, nothing answers):
+# the checkpoint in flight waits on the store thread while the worker goes
+# on applying and answering; SIGCONT and the commit moves.
+kill -STOP $spid
+items 301 310 >h1.ndjson
+ctl add f h1.ndjson --batch 10 >/dev/null || fail "hang: add"
+sleep 1.5   # a checkpoint is now stuck in a PUT
+items 311 320 >h2.ndjson
+ctl add f h2.ndjson --batch 10 >/dev/null || fail "hang: add while a checkpoint is stuck"
+wait_for 10 length_is 320 || fail "hang: commands not applied while the store hangs"
+ctl --json search f --vector '[320,1,2,3]' --k 1 | grep -q '"v320"' ||
+  fail "hang: search not answered while the store hangs"
+committed_is 7 || fail "hang: committed while the store hangs"
+kill -CONT $spid
+wait_for 20 committed_is 9 || fail "hang: commit did not move after the store answered"
+
 # 3. A restart while the store fails: loading waits for it, paused; a
 # rebalance while it waits must not leave the partition paused.
-items 301 350 >c.ndjson
+items 321 350 >c.ndjson
 ctl add f c.ndjson --batch 50 >/dev/null || fail "add before the kill"
 wait_for 20 length_is 350 || fail "not applied before the kill"
 kill -9 $pid; wait $pid 2>/dev/null || true; pid=""
@@ -143,7 +161,7 @@ ctl add f d.ndjson --batch 10 >/dev/null || fail "add after the rebalance"
 wait_for 20 length_is 360 || fail "restart: not fetching after the rebalance"
 kill -TERM $pid2; wait $pid2 || fail "SIGTERM f2"; pid2=""
 kill -TERM $pid; wait $pid || fail "SIGTERM"; pid=""
-# Durable state: exactly 360 items, manifest at the last offset (8).
+# Durable state: exactly 360 items, manifest at the last offset (10).
 python3 - "$work/storaged" <<'PY' || fail "final checkpoint"
 import glob, json, os, struct, sys
 root = sys.argv[1]
@@ -153,6 +171,6 @@ b = open(path[0], "rb").read()
 env = json.loads(b[8:8 + struct.unpack(">I", b[4:8])[0]])
 assert env["count"] == 360, env["count"]
 man = [p for p in glob.glob(root + "/**", recursive=True) if p.endswith(".json")]
-assert json.load(open(man[0]))["offset"] == 8, open(man[0]).read()
+assert json.load(open(man[0]))["offset"] == 10, open(man[0]).read()
 PY
 echo "store_faults: 1 passed, 0 failed"
