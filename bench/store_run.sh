@@ -10,7 +10,7 @@
 #   checkpoint  every checkpoint of the run from the worker's `event=checkpoint`
 #               log lines (serialising the LHV1 file + the PUTs + the
 #               manifest): count, MB, seconds, MB/s over all of them, and the
-#               SIGTERM checkpoint of the whole index on its own
+#               last one, of the whole index, on its own
 #   load        a restart: seconds from exec to /readyz, the index loaded
 #               from that backend
 # Ratios are against the file backend of the same round.
@@ -96,8 +96,10 @@ import json, re, sys
 b, r, log, ingest, t0, t1 = sys.argv[1:]
 cps = [dict(re.findall(r'(\w+)=("[^"]*"|\S+)', l)) for l in open(log) if "event=checkpoint " in l]
 cps = [c for c in cps if int(c["files"]) > 0]
-final = [c for c in cps if c.get("why") == "shutdown"][0]
-during = [c for c in cps if c.get("why") in ("pending", "interval")]
+# The last checkpoint wrote the whole index: at SIGTERM, or the interval one
+# in flight then (SIGTERM waits for it and finds nothing left to write).
+final = cps[-1]
+during = cps[:-1]
 ing = json.loads(ingest)
 print(json.dumps({"backend": b, "round": int(r), "vectors_per_s": ing["vectors_per_s"],
   "checkpoint_bytes": int(final["bytes"]), "checkpoint_s": float(final["seconds"]),
