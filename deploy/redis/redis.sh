@@ -18,8 +18,7 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 PROG=redis.sh
-log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+source "$SCRIPT_DIR/../lib.sh"
 
 cmd=${1:-}; [[ $# -gt 0 ]] && shift
 dir=${VECTORD_REDIS_DIR:-$REPO_ROOT/var/redis-test} port="" password="" timeout=10
