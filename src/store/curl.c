@@ -287,11 +287,38 @@ vd_err vd_curl_do(vd_curl *h, const vd_curl_request *rq, vd_curl_response *resp,
     return VD_OK;
 }
 
-vd_err vd_curl_object(vd_curl *h, const vd_curl_request *rq, vd_curl_status_fn status,
-                      uint8_t **out, size_t *out_len, vd_error *err)
+void vd_curl_store_request(const vd_curl_store *s, vd_curl_request *rq, const char **hdrs,
+                           const char *method, const char *url, const char *what, const void *body,
+                           size_t len)
 {
+    size_t nh = 0;
+    for (size_t i = 0; i < 3 && s->headers[i]; i++) hdrs[nh++] = s->headers[i];
+    if (body) hdrs[nh++] = "Content-Type: application/octet-stream";
+    hdrs[nh] = NULL;
+    *rq = (vd_curl_request){.method = method,
+                            .url = url,
+                            .what = what,
+                            .headers = hdrs,
+                            .body = body,
+                            .body_len = len,
+                            .sigv4 = s->sigv4,
+                            .user = s->user,
+                            .password = s->password};
+}
+
+/* PUT body, GET into *out (malloc'd), or DELETE of key. */
+static vd_err object(vd_curl_store *s, const char *method, const char *key, const void *body,
+                     size_t len, uint8_t **out, size_t *out_len, vd_error *err)
+{
+    char *url = s->object_url(s, key), what[300];
+    if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
+    snprintf(what, sizeof what, "%s %s %s%s", s->name, method, s->shown_prefix, key);
+    const char *hdrs[5];
+    vd_curl_request rq;
+    vd_curl_store_request(s, &rq, hdrs, method, url, what, body, len);
     vd_curl_response resp;
-    vd_err rc = vd_curl_do(h, rq, &resp, err);
+    vd_err rc = vd_curl_do(s->http, &rq, &resp, err);
+    free(url);
     if (rc) return rc;
     if (resp.status / 100 == 2 && (!out || resp.status == 200)) {
         if (out) {
@@ -302,9 +329,25 @@ vd_err vd_curl_object(vd_curl *h, const vd_curl_request *rq, vd_curl_status_fn s
         free(resp.body);
         return VD_OK;
     }
-    rc = status(rq->what, &resp, err);
+    rc = s->status(what, &resp, err);
     free(resp.body);
-    return rc == VD_ERR_NOT_FOUND && strcmp(rq->method, "DELETE") == 0 ? VD_OK : rc;
+    return rc == VD_ERR_NOT_FOUND && strcmp(method, "DELETE") == 0 ? VD_OK : rc;
+}
+
+vd_err vd_curl_store_put(vd_store *st, const char *key, const void *buf, size_t len, vd_error *err)
+{
+    /* A zero-length object still needs a non-NULL body to be a PUT. */
+    return object((vd_curl_store *)st, "PUT", key, len ? buf : "", len, NULL, NULL, err);
+}
+
+vd_err vd_curl_store_get(vd_store *st, const char *key, uint8_t **buf, size_t *len, vd_error *err)
+{
+    return object((vd_curl_store *)st, "GET", key, NULL, 0, buf, len, err);
+}
+
+vd_err vd_curl_store_del(vd_store *st, const char *key, vd_error *err)
+{
+    return object((vd_curl_store *)st, "DELETE", key, NULL, 0, NULL, NULL, err);
 }
 
 vd_err vd_curl_status_error(const vd_curl_request *rq, const vd_curl_response *resp, vd_err code,

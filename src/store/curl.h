@@ -61,14 +61,32 @@ vd_err vd_curl_do(vd_curl *h, const vd_curl_request *rq, vd_curl_response *resp,
 typedef vd_err (*vd_curl_status_fn)(const char *what, vd_curl_response *resp, vd_error *err);
 
 /*
- * One object operation, rq->method PUT, GET or DELETE, through vd_curl_do.
- * A 2xx answer succeeds (GET: a 200; *out gets the malloc'd object, caller
- * frees, and *out_len its length; out may be NULL otherwise); any other
- * answer goes through status, except that DELETE counts VD_ERR_NOT_FOUND as
- * done. Errors: those of vd_curl_do and of status.
+ * The part of a remote store that storaged and S3 share: the client, what
+ * every request carries, how a key becomes a URL and an answer an error.
+ * A backend's state starts with it, and vd_curl_store_put/get/del are its
+ * object operations: a 2xx answer succeeds (GET: a 200), any other goes
+ * through status, except that DELETE counts VD_ERR_NOT_FOUND as done.
  */
-vd_err vd_curl_object(vd_curl *h, const vd_curl_request *rq, vd_curl_status_fn status,
-                      uint8_t **out, size_t *out_len, vd_error *err);
+typedef struct vd_curl_store {
+    vd_store base;
+    vd_curl *http;
+    const char *name;                    /* "storaged", "s3": starts every message */
+    const char *shown_prefix;            /* before a key in messages: "" or the S3 prefix */
+    const char *headers[3];              /* sent with every request; the first NULL ends them */
+    const char *sigv4, *user, *password; /* S3's signing, or NULL */
+    char *(*object_url)(const struct vd_curl_store *s, const char *key); /* malloc'd or NULL */
+    vd_curl_status_fn status;
+} vd_curl_store;
+
+/* Fills *rq for a request of s: its headers, and a Content-Type when there
+ * is a body. hdrs needs room for 5 entries and must outlive *rq. */
+void vd_curl_store_request(const vd_curl_store *s, vd_curl_request *rq, const char **hdrs,
+                           const char *method, const char *url, const char *what, const void *body,
+                           size_t len);
+
+vd_err vd_curl_store_put(vd_store *st, const char *key, const void *buf, size_t len, vd_error *err);
+vd_err vd_curl_store_get(vd_store *st, const char *key, uint8_t **buf, size_t *len, vd_error *err);
+vd_err vd_curl_store_del(vd_store *st, const char *key, vd_error *err);
 
 /*
  * Sets err for an answer that is not a success: "<what>: HTTP <status>

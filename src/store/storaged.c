@@ -18,33 +18,20 @@
 #include "store.h"
 
 typedef struct storaged {
-    vd_store base;
-    vd_curl *http;
+    vd_curl_store c;
     char *root; /* "<url without trailing '/'>/storage" */
     char *auth; /* "Authorization: Bearer ..." or NULL */
     int page;
 } storaged;
 
 /* "<root>/<escaped key>" (malloc'd) or NULL. */
-static char *object_url(const storaged *s, const char *key)
+static char *object_url(const vd_curl_store *c, const char *key)
 {
+    const storaged *s = (const storaged *)c;
     char *esc = vd_store_escape(key, strlen(key)), *u = NULL;
     if (esc && asprintf(&u, "%s/%s", s->root, esc) < 0) u = NULL;
     free(esc);
     return u;
-}
-
-/* A request carrying the token (and a Content-Type with a body); hdrs has
- * room for 3 entries and must outlive *rq. */
-static void request(const storaged *s, vd_curl_request *rq, const char **hdrs, const char *method,
-                    const char *url, const char *what, const void *body, size_t len)
-{
-    size_t nh = 0;
-    if (s->auth) hdrs[nh++] = s->auth;
-    if (body) hdrs[nh++] = "Content-Type: application/octet-stream";
-    hdrs[nh] = NULL;
-    *rq = (vd_curl_request){
-        .method = method, .url = url, .what = what, .headers = hdrs, .body = body, .body_len = len};
 }
 
 /* Maps a non-2xx answer to an error naming the key and the status. */
@@ -60,37 +47,6 @@ static vd_err status_error(const char *what, vd_curl_response *resp, vd_error *e
         reason = "(check store.token)";
     }
     return vd_curl_status_error(&rq, resp, code, reason, err);
-}
-
-/* PUT body, GET into *out, or DELETE of key. */
-static vd_err object(storaged *s, const char *method, const char *key, const void *body, size_t len,
-                     uint8_t **out, size_t *out_len, vd_error *err)
-{
-    char *url = object_url(s, key), what[300];
-    if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
-    snprintf(what, sizeof what, "storaged %s %s", method, key);
-    const char *hdrs[3];
-    vd_curl_request rq;
-    request(s, &rq, hdrs, method, url, what, body, len);
-    vd_err rc = vd_curl_object(s->http, &rq, status_error, out, out_len, err);
-    free(url);
-    return rc;
-}
-
-static vd_err sd_put(vd_store *st, const char *key, const void *buf, size_t len, vd_error *err)
-{
-    /* A zero-length object still needs a non-NULL body to be a PUT. */
-    return object((storaged *)st, "PUT", key, len ? buf : "", len, NULL, NULL, err);
-}
-
-static vd_err sd_get(vd_store *st, const char *key, uint8_t **buf, size_t *len, vd_error *err)
-{
-    return object((storaged *)st, "GET", key, NULL, 0, buf, len, err);
-}
-
-static vd_err sd_del(vd_store *st, const char *key, vd_error *err)
-{
-    return object((storaged *)st, "DELETE", key, NULL, 0, NULL, NULL, err);
 }
 
 /* Parses one page; appends its keys to l. Sets *after to the last key
@@ -165,10 +121,10 @@ static vd_err sd_list(vd_store *st, const char *prefix, char ***keys, size_t *n,
             break;
         }
         vd_curl_response resp;
-        const char *hdrs[3];
+        const char *hdrs[5];
         vd_curl_request rq;
-        request(s, &rq, hdrs, "GET", url, what, NULL, 0);
-        rc = vd_curl_do(s->http, &rq, &resp, err);
+        vd_curl_store_request(&s->c, &rq, hdrs, "GET", url, what, NULL, 0);
+        rc = vd_curl_do(s->c.http, &rq, &resp, err);
         free(url);
         if (rc) break;
         if (resp.status != 200)
@@ -190,15 +146,16 @@ static vd_err sd_list(vd_store *st, const char *prefix, char ***keys, size_t *n,
 static void sd_close(vd_store *st)
 {
     storaged *s = (storaged *)st;
-    vd_curl_free(s->http);
+    vd_curl_free(s->c.http);
     free(s->root);
     if (s->auth) memset(s->auth, 0, strlen(s->auth));
     free(s->auth);
-    free(s->base.url);
+    free(s->c.base.url);
     free(s);
 }
 
-static const vd_store_ops storaged_ops = {"storaged", sd_put, sd_get, sd_del, sd_list, sd_close};
+static const vd_store_ops storaged_ops = {"storaged",        vd_curl_store_put, vd_curl_store_get,
+                                          vd_curl_store_del, sd_list,           sd_close};
 
 vd_err vd_store_storaged_open(vd_store **out, const char *url, const vd_store_options *o,
                               vd_error *err)
@@ -217,24 +174,29 @@ vd_err vd_store_storaged_open(vd_store **out, const char *url, const vd_store_op
                             url);
     storaged *s = calloc(1, sizeof *s);
     if (!s) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
-    s->base.ops = &storaged_ops;
+    s->c.base.ops = &storaged_ops;
+    s->c.name = "storaged";
+    s->c.shown_prefix = "";
+    s->c.object_url = object_url;
+    s->c.status = status_error;
     s->page = o->list_page_size > 0 ? o->list_page_size : 1000;
     size_t n = strlen(url);
     while (n && url[n - 1] == '/') n--;
-    int bad = !(s->base.url = strdup(url));
+    int bad = !(s->c.base.url = strdup(url));
     if (!bad && asprintf(&s->root, "%.*s/storage", (int)n, url) < 0) s->root = NULL, bad = 1;
     if (!bad && o->token && *o->token &&
         asprintf(&s->auth, "Authorization: Bearer %s", o->token) < 0)
         s->auth = NULL, bad = 1;
     if (bad) {
-        sd_close(&s->base);
+        sd_close(&s->c.base);
         return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
     }
-    vd_err rc = vd_curl_new(&s->http, o, err);
+    s->c.headers[0] = s->auth;
+    vd_err rc = vd_curl_new(&s->c.http, o, err);
     if (rc) {
-        sd_close(&s->base);
+        sd_close(&s->c.base);
         return rc;
     }
-    *out = &s->base;
+    *out = &s->c.base;
     return VD_OK;
 }
