@@ -575,6 +575,15 @@ static void schedule_retry(vd_worker *w, part *p)
     p->retry_at = now_s() + p->backoff * (0.75 + 0.5 * (double)rand() / RAND_MAX);
 }
 
+/* A checkpoint of p failed: counted, logged, tried again after the backoff. */
+static void ck_failed(vd_worker *w, part *p, const char *why, const char *msg)
+{
+    w->n_checkpoint_failures++;
+    schedule_retry(w, p);
+    LOG(w, VD_LOG_ERROR, "checkpoint_failed", VD_LI("partition", p->id), VD_LS("why", why),
+        VD_LS("error", msg), VD_LD("retry_in_s", p->backoff));
+}
+
 static void ckjob_free(ckjob *j)
 {
     if (!j) return;
@@ -760,10 +769,7 @@ static vd_err ck_finish(vd_worker *w, part *p, vd_error *err)
     pthread_rwlock_unlock(&p->lock);
     if (rc) {
         vd_error_set(err, rc, "%s", j->err.msg);
-        w->n_checkpoint_failures++;
-        schedule_retry(w, p);
-        LOG(w, VD_LOG_ERROR, "checkpoint_failed", VD_LI("partition", p->id), VD_LS("why", j->why),
-            VD_LS("error", j->err.msg), VD_LD("retry_in_s", p->backoff));
+        ck_failed(w, p, j->why, j->err.msg);
         ckjob_free(j);
         return rc;
     }
@@ -834,11 +840,7 @@ static vd_err checkpoint(vd_worker *w, part *p, const char *why, vd_error *err)
     vd_err rc;
     ckjob *j = ck_snapshot(w, p, why, &rc, err);
     if (!j) {
-        if (rc) {
-            w->n_checkpoint_failures++;
-            LOG(w, VD_LOG_ERROR, "checkpoint_failed", VD_LI("partition", p->id), VD_LS("why", why),
-                VD_LS("error", err->msg));
-        }
+        if (rc) ck_failed(w, p, why, err->msg);
         return rc;
     }
     ck_submit(w, p, j);
@@ -889,10 +891,7 @@ static void checkpoint_policy(vd_worker *w)
         if (j) {
             ck_submit(w, p, j);
         } else if (rc) {
-            w->n_checkpoint_failures++;
-            schedule_retry(w, p);
-            LOG(w, VD_LOG_ERROR, "checkpoint_failed", VD_LI("partition", p->id), VD_LS("why", why),
-                VD_LS("error", err.msg), VD_LD("retry_in_s", p->backoff));
+            ck_failed(w, p, why, err.msg);
         }
     }
 }
@@ -901,6 +900,16 @@ static void checkpoint_policy(vd_worker *w)
 /* Assignment: load checkpoints, decide where replay starts. */
 
 enum { LOAD_OK, LOAD_AGAIN, LOAD_REFUSED };
+
+/* Loading p failed on the store or the log: counted, logged, tried again
+ * after the backoff. */
+static void load_failed(vd_worker *w, part *p, const char *msg)
+{
+    w->n_load_failures++;
+    schedule_retry(w, p);
+    LOG(w, VD_LOG_ERROR, "partition_load_failed", VD_LI("partition", p->id), VD_LS("error", msg),
+        VD_LD("retry_in_s", p->backoff));
+}
 
 /* Loads partition p's manifest and files. Returns LOAD_OK with *start set
  * to the offset to start at (RD_KAFKA_OFFSET_STORED when there is no
@@ -986,11 +995,7 @@ static int load_partition(vd_worker *w, part *p, int64_t *start_out)
         while (p->n) reg_remove(p, &p->e[p->n - 1]);
         p->pending = 0;
         pthread_rwlock_unlock(&p->lock);
-        schedule_retry(w, p);
-        w->n_load_failures++;
-        LOG(w, VD_LOG_ERROR, "partition_load_failed", VD_LI("partition", p->id),
-            VD_LS("error", err.msg[0] ? err.msg : vd_strerror(rc)),
-            VD_LD("retry_in_s", p->backoff));
+        load_failed(w, p, err.msg[0] ? err.msg : vd_strerror(rc));
     } else {
         snprintf(p->refused_why, sizeof p->refused_why, "loading checkpoints: %s",
                  err.msg[0] ? err.msg : vd_strerror(rc));
@@ -1023,10 +1028,7 @@ static int prepare_partition(vd_worker *w, part *p, int64_t *start, int64_t *hi)
         rd_kafka_query_watermark_offsets(w->consumer, w->t_cmd, p->id, &lo, hi, 10000);
     if (ke) {
         /* Without the log's bounds neither the start nor readiness is known. */
-        schedule_retry(w, p);
-        w->n_load_failures++;
-        LOG(w, VD_LOG_ERROR, "partition_load_failed", VD_LI("partition", p->id),
-            VD_LS("error", rd_kafka_err2str(ke)), VD_LD("retry_in_s", p->backoff));
+        load_failed(w, p, rd_kafka_err2str(ke));
         return LOAD_AGAIN;
     }
     int r = load_partition(w, p, start);
