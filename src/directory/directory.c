@@ -877,6 +877,37 @@ static int parse_owner(const redisReply *r, int32_t *owner)
     return 0;
 }
 
+/*
+ * Runs a pin command on the poll connection: argv[key_at] becomes name's
+ * pin key, and the answer is read as the partition holding the pin (-1:
+ * none). Returns 0, or -1 when Redis is down or answers something else
+ * (counted as a skipped pin check) or when out of memory.
+ */
+static int pin_command(vd_directory *d, const char *name, size_t len, int argc, const char **argv,
+                       size_t *lens, int key_at, int32_t *owner)
+{
+    if (!poll_conn(d)) goto skip;
+    size_t klen;
+    char *key = mkkey(d, "pin:", name, len, &klen), why[256];
+    if (!key) return -1;
+    argv[key_at] = key;
+    lens[key_at] = klen;
+    redisReply *r;
+    int rc = run1(&d->pc, argc, argv, lens, &r, why, sizeof why);
+    free(key);
+    if (rc) {
+        mark_down(d, why);
+        goto skip;
+    }
+    mark_up(d);
+    int bad = parse_owner(r, owner);
+    freeReplyObject(r);
+    if (!bad) return 0; /* else not ours to interpret: skip the check */
+skip:
+    d->n_pin_skipped++;
+    return -1;
+}
+
 vd_err vd_directory_pin_get(vd_directory *d, const char *name, size_t len, int32_t *owner)
 {
     pin_slot **s = pin_find(d, name, len);
@@ -885,30 +916,9 @@ vd_err vd_directory_pin_get(vd_directory *d, const char *name, size_t len, int32
         *owner = (*s)->owner;
         return VD_OK;
     }
-    if (!poll_conn(d)) {
-        d->n_pin_skipped++;
-        return VD_ERR_UNAVAILABLE;
-    }
-    size_t klen;
-    char *key = mkkey(d, "pin:", name, len, &klen), why[256];
-    if (!key) return VD_ERR_UNAVAILABLE;
-    const char *argv[2] = {"GET", key};
-    size_t lens[2] = {3, klen};
-    redisReply *r;
-    int rc = run1(&d->pc, 2, argv, lens, &r, why, sizeof why);
-    free(key);
-    if (rc) {
-        mark_down(d, why);
-        d->n_pin_skipped++;
-        return VD_ERR_UNAVAILABLE;
-    }
-    mark_up(d);
-    int bad = parse_owner(r, owner);
-    freeReplyObject(r);
-    if (bad) {
-        d->n_pin_skipped++;
-        return VD_ERR_UNAVAILABLE; /* not ours to interpret: skip the check */
-    }
+    const char *argv[2] = {"GET", NULL};
+    size_t lens[2] = {3, 0};
+    if (pin_command(d, name, len, 2, argv, lens, 1, owner)) return VD_ERR_UNAVAILABLE;
     if (*owner >= 0) pin_remember(d, name, len, *owner);
     return VD_OK;
 }
@@ -938,28 +948,12 @@ vd_err vd_directory_pin_claim(vd_directory *d, const char *name, size_t len, int
         *owner = partition;
         return VD_OK;
     }
-    if (!poll_conn(d)) {
-        d->n_pin_skipped++;
-        return VD_ERR_UNAVAILABLE;
-    }
-    size_t klen;
-    char *key = mkkey(d, "pin:", name, len, &klen), why[256], part[16];
-    if (!key) return VD_ERR_UNAVAILABLE;
+    char part[16];
     snprintf(part, sizeof part, "%" PRId32, partition);
-    const char *argv[5] = {"EVAL", claim_lua, "1", key, part};
-    size_t lens[5] = {4, sizeof claim_lua - 1, 1, klen, strlen(part)};
-    redisReply *r;
-    int rc = run1(&d->pc, 5, argv, lens, &r, why, sizeof why);
-    free(key);
-    if (rc) {
-        mark_down(d, why);
-        d->n_pin_skipped++;
-        return VD_ERR_UNAVAILABLE;
-    }
-    mark_up(d);
-    int bad = parse_owner(r, owner);
-    freeReplyObject(r);
-    if (bad || *owner < 0) {
+    const char *argv[5] = {"EVAL", claim_lua, "1", NULL, part};
+    size_t lens[5] = {4, sizeof claim_lua - 1, 1, 0, strlen(part)};
+    if (pin_command(d, name, len, 5, argv, lens, 3, owner)) return VD_ERR_UNAVAILABLE;
+    if (*owner < 0) {
         d->n_pin_skipped++;
         return VD_ERR_UNAVAILABLE;
     }
