@@ -350,7 +350,7 @@ vd_err vd_curl_store_del(vd_store *st, const char *key, vd_error *err)
     return object((vd_curl_store *)st, "DELETE", key, NULL, 0, NULL, NULL, err);
 }
 
-vd_err vd_curl_status_error(const vd_curl_request *rq, const vd_curl_response *resp, vd_err code,
+vd_err vd_curl_status_error(const char *what, const vd_curl_response *resp, vd_err code,
                             const char *reason, vd_error *err)
 {
     char snippet[96];
@@ -364,7 +364,7 @@ vd_err vd_curl_status_error(const vd_curl_request *rq, const vd_curl_response *r
     }
     while (n && snippet[n - 1] == ' ') n--;
     snippet[n] = 0;
-    return vd_error_set(err, code, "%s: HTTP %ld%s%s%s%s", rq->what, resp->status,
+    return vd_error_set(err, code, "%s: HTTP %ld%s%s%s%s", what, resp->status,
                         reason && *reason ? " " : "", reason ? reason : "", n ? ": " : "", snippet);
 }
 

@@ -93,7 +93,7 @@ vd_err vd_curl_store_del(vd_store *st, const char *key, vd_error *err);
  * <reason>: <start of the body, printable>" with the given code. Returns
  * code.
  */
-vd_err vd_curl_status_error(const vd_curl_request *rq, const vd_curl_response *resp, vd_err code,
+vd_err vd_curl_status_error(const char *what, const vd_curl_response *resp, vd_err code,
                             const char *reason, vd_error *err);
 
 /* Appends t to *out (malloc'd, grown; *out may be NULL). Returns 0, or -1

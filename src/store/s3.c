@@ -125,8 +125,7 @@ static vd_err status_error(const char *what, vd_curl_response *resp, vd_error *e
     if (*code)
         return vd_error_set(err, rc, "%s: HTTP %ld %s%s%s", what, resp->status, code,
                             *msg ? ": " : "", msg);
-    vd_curl_request rq = {.what = what};
-    return vd_curl_status_error(&rq, resp, rc, "", err);
+    return vd_curl_status_error(what, resp, rc, "", err);
 }
 
 static char *object_url(const vd_curl_store *c, const char *key)

@@ -37,7 +37,6 @@ static char *object_url(const vd_curl_store *c, const char *key)
 /* Maps a non-2xx answer to an error naming the key and the status. */
 static vd_err status_error(const char *what, vd_curl_response *resp, vd_error *err)
 {
-    vd_curl_request rq = {.what = what};
     vd_err code = VD_ERR_IO;
     const char *reason = "";
     if (resp->status == 404) {
@@ -46,7 +45,7 @@ static vd_err status_error(const char *what, vd_curl_response *resp, vd_error *e
     } else if (resp->status == 401 || resp->status == 403) {
         reason = "(check store.token)";
     }
-    return vd_curl_status_error(&rq, resp, code, reason, err);
+    return vd_curl_status_error(what, resp, code, reason, err);
 }
 
 /* Parses one page; appends its keys to l. Sets *after to the last key
