@@ -29,11 +29,13 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PROG=$(basename "$0")
+source "$repo/deploy/lib.sh"   # free_port
 json() { python3 -c "import json,sys; d=json.loads(sys.stdin.readline()); print(d['$1'])"; }
 
+mapfile -t kports < <(free_port 2)
 VECTORD_KAFKA_JVM_OPTS=${VECTORD_KAFKA_JVM_OPTS:--Xmx1g} \
-  "$kafka" start --dir "$work/kafka" --port "$(port)" --controller-port "$(port)" >/dev/null
+  "$kafka" start --dir "$work/kafka" --port "${kports[0]}" --controller-port "${kports[1]}" >/dev/null
 bs=$(cat "$work/kafka/bootstrap")
 for t in vectord.commands:1 vectord.search:1 vectord.commands.dlq:1 vectord.replies:1 vectord.echo:1; do
   "$kafka" topic create "${t%:*}" --partitions "${t#*:}" --dir "$work/kafka" >/dev/null

@@ -38,16 +38,18 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PROG=$(basename "$0")
+source "$repo/deploy/lib.sh"   # free_port
 
+mapfile -t kports < <(free_port 2)
 VECTORD_KAFKA_JVM_OPTS=${VECTORD_KAFKA_JVM_OPTS:--Xmx1g} \
-  "$kafka" start --dir "$work/kafka" --port "$(port)" --controller-port "$(port)" >/dev/null
+  "$kafka" start --dir "$work/kafka" --port "${kports[0]}" --controller-port "${kports[1]}" >/dev/null
 bs=$(cat "$work/kafka/bootstrap")
 "$kafka" topic create vectord.replies --partitions 1 --dir "$work/kafka" >/dev/null
 python3 "$repo/tests/storaged/storaged.py" --root "$work/storaged" --port 0 \
   --port-file "$work/storaged.port" >"$out/storaged.log" 2>&1 &
 spid=$!
-"$s3proxy" start --dir "$work/s3" --port "$(port)" --bucket vectord-bench >/dev/null
+"$s3proxy" start --dir "$work/s3" --port "$(free_port)" --bucket vectord-bench >/dev/null
 eval "$("$s3proxy" env --dir "$work/s3")"
 for _ in $(seq 100); do [[ -s $work/storaged.port ]] && break; sleep 0.1; done
 

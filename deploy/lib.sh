@@ -19,3 +19,45 @@ port_open() {
 valid_port() {
   [[ $1 =~ ^[0-9]+$ ]] && (( $1 > 0 && $1 < 65536 )) || die "bad port '$1'"
 }
+
+# free_port [N]: print N (default 1) distinct loopback TCP ports, one a
+# line, that nothing is bound to now, chosen outside the kernel's ephemeral range (net.ipv4.ip_local_port_range). The
+# kernel hands ephemeral ports to every bind(0) and to the source side of
+# every outgoing connection, so a server stopped and restarted on an
+# ephemeral port can find it taken in between by any process on the machine;
+# a port outside the range is only ever taken by someone asking for it.
+free_port() {
+  python3 - "${1:-1}" <<'PY'
+import random, socket, sys
+want = int(sys.argv[1])
+try:
+    lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+except OSError:
+    lo, hi = 32768, 60999
+# Prefer 20000..lo; if the ephemeral range starts too low for that, use the
+# ports above it instead.
+pools = [(20000, lo)] if lo - 20000 >= 1000 else []
+pools += [(hi + 1, 65536)] if 65535 - hi >= 1000 else []
+if not pools:
+    pools = [(1024, 65536)]
+found = []
+for _ in range(500):
+    a, b = random.choice(pools)
+    port = random.randrange(a, b)
+    if port in found:
+        continue
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    found.append(port)
+    if len(found) == want:
+        break
+else:
+    raise SystemExit("free_port: no free port found")
+print("\n".join(map(str, found)))
+PY
+}

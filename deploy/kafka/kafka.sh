@@ -350,6 +350,7 @@ cmd_start() {
   # child writes its own pid, then becomes the JVM.
   cds_setup broker
   printf '%s\n' "$CDS_PENDING" >"$DIR/cds.pending"
+  LOG_FROM=$( { wc -l <"$DIR/logs/server.log"; } 2>/dev/null || echo 0)
   # shellcheck disable=SC2086
   setsid nohup sh -c 'echo $$ >"$0"; exec "$@"' "$DIR/kafka.pid" \
     java $BROKER_JVM_OPTS "${CDS_OPTS[@]}" -Djava.awt.headless=true \
@@ -385,8 +386,18 @@ cmd_start() {
 }
 
 start_failed() {
-  log "start failed: $1. Last lines of $DIR/logs/server.log and kafka.out:"
-  tail -n 40 "$DIR/logs/server.log" >&2 2>/dev/null || true
+  log "start failed: $1."
+  # The cause is an ERROR line of this start, usually followed by many lines
+  # of shutdown.
+  local errors
+  errors="$(tail -n +$(( ${LOG_FROM:-0} + 1 )) "$DIR/logs/server.log" 2>/dev/null |
+    grep -E -A3 '^\[[^]]*\] (ERROR|FATAL) ' | tail -n 30)" || true
+  if [[ -n $errors ]]; then
+    log "errors in $DIR/logs/server.log:"
+    printf '%s\n' "$errors" >&2
+  fi
+  log "last lines of $DIR/logs/server.log and kafka.out:"
+  tail -n 20 "$DIR/logs/server.log" >&2 2>/dev/null || true
   tail -n 20 "$DIR/logs/kafka.out" >&2 2>/dev/null || true
   [[ -s $DIR/logs/ready-check.out ]] && tail -n 10 "$DIR/logs/ready-check.out" >&2
   local pid

@@ -39,9 +39,6 @@ cli() {
   [[ -s $dir/password ]] && a+=(--no-auth-warning -a "$(cat "$dir/password")")
   redis-cli "${a[@]}" "$@"
 }
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 case $cmd in
 start)

@@ -15,7 +15,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -54,18 +53,20 @@ def pack(v):
     raise TypeError(v)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
+def free_ports(n):
+    """deploy/lib.sh's free_port: ports outside the ephemeral range."""
+    return subprocess.run(
+        ["bash", "-c", 'PROG=kafka_malformed; source "$0"; free_port "$1"',
+         os.path.join(repo, "deploy", "lib.sh"), str(n)],
+        check=True, capture_output=True, text=True).stdout.split()
 
 
 def run(*args, **kw):
     return subprocess.run(list(args), check=True, capture_output=True, **kw)
 
 
-run(kafka, "start", "--dir", f"{work}/kafka", "--port", str(free_port()),
-    "--controller-port", str(free_port()))
+port, cport = free_ports(2)
+run(kafka, "start", "--dir", f"{work}/kafka", "--port", port, "--controller-port", cport)
 worker = None
 try:
     bootstrap = open(f"{work}/kafka/bootstrap").read().strip()

@@ -10,11 +10,14 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 kafka=$repo/deploy/kafka/kafka.sh
 rm -rf "$work"; mkdir -p "$work"; cd "$work"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# free_port and the other deploy helpers (log, die, port_open, ...).
+PROG=$(basename "$0")
+# shellcheck source=../../deploy/lib.sh
+source "$repo/deploy/lib.sh"
 kafka_up() {
-  "$kafka" start --dir "$work/kafka" --port "$(free_port)" --controller-port "$(free_port)" \
+  local ports
+  mapfile -t ports < <(free_port 2)
+  "$kafka" start --dir "$work/kafka" --port "${ports[0]}" --controller-port "${ports[1]}" \
     >kafka.out || { echo "FAIL: kafka did not start: $(cat kafka.out)"; exit 1; }
   bootstrap=$(cat "$work/kafka/bootstrap")
 }

@@ -13,7 +13,10 @@ rm -rf "$work"; mkdir -p "$work"; cd "$work"
 trap '"$s3" stop --dir "$work/s3" >/dev/null 2>&1 || true' EXIT
 fail() { echo "FAIL: $*"; tail -20 "$work/s3/logs/s3proxy.out" 2>/dev/null; exit 1; }
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PROG=s3proxy_smoke
+# shellcheck source=../../deploy/lib.sh
+source "$repo/deploy/lib.sh"   # free_port
+port=$(free_port)
 "$s3" start --dir "$work/s3" --port "$port" --bucket smoke >start.out 2>&1 || fail "start: $(cat start.out)"
 eval "$("$s3" env --dir "$work/s3")"
 [[ $AWS_ENDPOINT_URL_S3 == "http://127.0.0.1:$port" && -n $AWS_ACCESS_KEY_ID && -n $AWS_SECRET_ACCESS_KEY ]] ||

@@ -18,9 +18,9 @@ cleanup() {
   [[ $backend == s3 ]] && "$repo/deploy/s3/s3proxy.sh" stop --dir "$work/s3" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+PROG=store_conformance
+# shellcheck source=../../deploy/lib.sh
+source "$repo/deploy/lib.sh"   # free_port
 
 case $backend in
 storaged)

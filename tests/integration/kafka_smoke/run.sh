@@ -58,14 +58,13 @@ if (( COLD )); then
   echo "cold fetch (empty jar cache and Maven repository): $(secs "$t")"
 fi
 
-# Two free consecutive loopback ports, away from the defaults a developer's
-# broker uses (39092/39093).
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-PORT=39192
-while ! { port_free "$PORT" && port_free $((PORT + 1)); }; do
-  PORT=$((PORT + 2))
-  (( PORT < 39400 )) || { echo "no free port pair in 39192..39400" >&2; exit 1; }
-done
+# Two free loopback ports below the ephemeral range: the broker is stopped
+# and started again on them, and an ephemeral port could be taken in between
+# by any connection on the machine (that failed a CI run).
+PROG=kafka_smoke
+# shellcheck source=../../../deploy/lib.sh
+source "$HERE/../../../deploy/lib.sh"   # free_port
+{ read -r PORT; read -r CPORT; } < <(free_port 2)
 
 # shellcheck disable=SC2046
 cc -std=c11 -O2 -Wall -Wextra -Werror -o "$WORK/smoke" "$HERE/smoke.c" \
@@ -75,7 +74,7 @@ TOPIC=vectord.smoke
 GROUP=vectord-smoke
 
 t=$(ms)
-out="$("$KAFKA" start --dir "$KDIR" --port "$PORT" --controller-port $((PORT + 1)))"
+out="$("$KAFKA" start --dir "$KDIR" --port "$PORT" --controller-port "$CPORT")"
 echo "$out"
 BOOTSTRAP="${out#bootstrap=}"
 [[ $BOOTSTRAP == "127.0.0.1:$PORT" ]] && ok "kafka.sh start in $(secs "$t") -> $BOOTSTRAP" ||
@@ -107,7 +106,7 @@ t=$(ms)
 "$KAFKA" status --dir "$KDIR" >/dev/null && fail "status says running after stop" ||
   ok "stop in $(secs "$t"), status says stopped"
 t=$(ms)
-out="$("$KAFKA" start --dir "$KDIR" --port "$PORT" --controller-port $((PORT + 1)))"
+out="$("$KAFKA" start --dir "$KDIR" --port "$PORT" --controller-port "$CPORT")"
 [[ $out == "bootstrap=$BOOTSTRAP" ]] && ok "second start in the same dir in $(secs "$t")" ||
   fail "second start printed '$out'"
 "$KAFKA" topic list --dir "$KDIR" | grep -qx "$TOPIC" && ok "topic $TOPIC survived the restart" ||
