@@ -28,7 +28,8 @@ Design notes
   Each piece is at most 200 bytes of one segment. Example: the key
   "_manifests/t/3.json" is ROOT/d_manifests/dt/o3.json.
 - Fault injection: while --fail-file exists, every request is answered with
-  500, or with the status written in the file (e.g. 503, 429).
+  500, or with the status written in the file (e.g. 503, 429); "503 TEXT"
+  fails only the requests whose decoded path and query contain TEXT.
 - One server per root: temp files left by a killed server are removed at
   start.
 """
@@ -44,6 +45,7 @@ import socket
 import ssl
 import sys
 import threading
+import urllib.parse
 import uuid
 
 CHUNK = 1 << 20
@@ -318,7 +320,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def precheck(self):
         """Fault injection, auth, routing and method. Returns the route."""
-        self.server.inject_fault()
+        self.server.inject_fault(self.path)
         tok = self.server.token
         if tok is not None:
             got = self.headers.get("Authorization", "")
@@ -470,20 +472,27 @@ class Server(http.server.ThreadingHTTPServer):
 
     def get_request(self):
         conn, addr = super().get_request()
+        # Headers and body go out in separate writes: without TCP_NODELAY
+        # the body waits for the client's delayed ACK of the headers (40 ms
+        # a request on a kept-alive connection).
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.tls:
             # The handshake happens on first use, in the handler's thread.
             conn = self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
         return conn, addr
 
-    def inject_fault(self):
+    def inject_fault(self, path):
         if not self.fail_file:
             return
         try:
             with open(self.fail_file, "rb") as f:
-                text = f.read(64).strip()
+                text = f.read(4096).decode("utf-8", "replace").strip()
         except FileNotFoundError:
             return
-        status = int(text) if text.isdigit() and 400 <= int(text) <= 599 else 500
+        code, _, only = text.partition(" ")
+        if only and only.strip() not in urllib.parse.unquote(path):
+            return
+        status = int(code) if code.isdigit() and 400 <= int(code) <= 599 else 500
         raise HTTPError(status, f"injected failure ({self.fail_file} exists)")
 
 
