@@ -50,6 +50,22 @@ typedef struct entry {
 
 enum { P_UNASSIGNED = 0, P_LOADING, P_REPLAYING, P_READY, P_REFUSED };
 
+enum { LOAD_OK, LOAD_AGAIN, LOAD_REFUSED };
+
+struct vd_worker;
+
+/* Work for the store thread: a checkpoint to write or a partition to load.
+ * The poll thread submits it and later collects it once done; a task
+ * nobody will collect is cancelled, and the store thread frees it (without
+ * running it, when it has not started). */
+typedef struct task {
+    void (*run)(struct vd_worker *w, struct task *t);
+    void (*free)(struct task *t);
+    int done;      /* under st_mu */
+    int cancelled; /* under st_mu */
+    struct task *next;
+} task;
+
 /* A checkpoint in flight: what the poll thread snapshotted (serialised
  * files, the manifest, the drops), written by the store thread. */
 typedef struct ckfile {
@@ -61,6 +77,7 @@ typedef struct ckfile {
 } ckfile;
 
 typedef struct ckjob {
+    task t; /* first: a ckjob is a task */
     struct part *p;
     const char *why;
     ckfile *files;
@@ -72,15 +89,37 @@ typedef struct ckjob {
     int64_t applied; /* the manifest's offset: commit applied + 1 */
     size_t pending;  /* commands it makes durable */
     double t0;
-    int done; /* set by the store thread, under ck_mu */
     vd_err rc;
     vd_error err;
-    struct ckjob *next;
 } ckjob;
+
+/* A load in flight: partition id's watermarks, manifest and index files,
+ * read and decoded by the store thread; the poll thread installs the
+ * indexes and moves the consumer to start (ld_finish). */
+typedef struct ldindex {
+    char *name;
+    vd_index *ix;
+    int64_t complete, file_offset;
+} ldindex;
+
+typedef struct ldjob {
+    task t; /* first: an ldjob is a task */
+    int32_t id;
+    int result;          /* LOAD_OK, LOAD_AGAIN or LOAD_REFUSED */
+    int64_t lo, hi;      /* the commands partition's watermarks */
+    int64_t start;       /* LOAD_OK: from the manifest; RD_KAFKA_OFFSET_STORED: none */
+    int64_t manifest_offset;
+    int rebase;          /* embedded mode: indexes kept, offsets forgotten */
+    ldindex *ix;
+    size_t n;
+    double t0;
+    vd_error err;
+} ldjob;
 
 typedef struct part {
     int32_t id;
-    ckjob *ck; /* in flight (poll thread's) */
+    ckjob *ck; /* checkpoint in flight (poll thread's) */
+    ldjob *ld; /* load in flight (poll thread's) */
     int state;
     pthread_rwlock_t lock; /* registry */
     pthread_mutex_t mu;    /* state, applied; with cond for waiting searches */
@@ -99,7 +138,7 @@ typedef struct part {
     double last_checkpoint;
     double retry_at, backoff;
     int64_t assigned_committed; /* the group's offset at assignment */
-    int load_again;             /* loading failed on a store error: retry at retry_at */
+    int load_again;             /* to load (again) at retry_at: assigned, or the store failed */
     int seek_pending;           /* loaded; the consumer still has to seek to seek_to */
     int64_t seek_to, seek_hi;
     char refused_why[512];
@@ -129,12 +168,13 @@ struct vd_worker {
     /* search pool */
     pthread_t *threads;
     int nthreads;
-    /* the store thread: writes checkpoints off the poll thread */
-    pthread_t ck_thread;
-    int ck_running, ck_stop;
-    pthread_mutex_t ck_mu;
-    pthread_cond_t ck_cond;
-    ckjob *ck_head, *ck_tail;
+    /* the store thread: writes checkpoints and loads partitions off the
+     * poll thread */
+    pthread_t st_thread;
+    int st_running, st_stop;
+    pthread_mutex_t st_mu;
+    pthread_cond_t st_cond;
+    task *st_head, *st_tail;
     /* reply topics already looked up (warm_topic) */
     pthread_mutex_t warm_mu;
     char *warm[64];
@@ -584,8 +624,9 @@ static void ck_failed(vd_worker *w, part *p, const char *why, const char *msg)
         VD_LS("error", msg), VD_LD("retry_in_s", p->backoff));
 }
 
-static void ckjob_free(ckjob *j)
+static void ckjob_free(task *t)
 {
+    ckjob *j = (ckjob *)t;
     if (!j) return;
     for (size_t i = 0; i < j->nfiles; i++) {
         free(j->files[i].name);
@@ -598,6 +639,29 @@ static void ckjob_free(ckjob *j)
     for (size_t i = 0; i < j->ndropped; i++) free(j->dropped[i]);
     free(j->dropped);
     free(j);
+}
+
+/* Store thread: the files, then the manifest, then the drops' files. */
+static void ck_write(vd_worker *w, task *t)
+{
+    ckjob *j = (ckjob *)t;
+    vd_err rc = VD_OK;
+    for (size_t i = 0; !rc && i < j->nfiles; i++) {
+        ckfile *f = &j->files[i];
+        rc = vd_store_put(w->store, f->key, f->buf, f->len, &j->err);
+        f->ok = !rc;
+        free(f->buf); /* the file is in the store, or will be written again */
+        f->buf = NULL;
+    }
+    if (!rc) rc = vd_store_put(w->store, j->mkey, j->manifest, j->mlen, &j->err);
+    for (size_t i = 0; !rc && i < j->ndropped; i++) {
+        char *key = vd_store_index_key(j->dropped[i], strlen(j->dropped[i]));
+        vd_error derr;
+        if (key && vd_store_del(w->store, key, &derr))
+            LOG(w, VD_LOG_WARN, "drop_delete_failed", VD_LS("key", key), VD_LS("error", derr.msg));
+        free(key);
+    }
+    j->rc = rc;
 }
 
 /*
@@ -620,6 +684,8 @@ static ckjob *ck_snapshot(vd_worker *w, part *p, const char *why, vd_err *rc, vd
     }
     ckjob *j = calloc(1, sizeof *j);
     if (!j) goto nomem;
+    j->t.run = ck_write;
+    j->t.free = ckjob_free;
     j->p = p;
     j->why = why;
     j->t0 = now_s();
@@ -654,7 +720,7 @@ static ckjob *ck_snapshot(vd_worker *w, part *p, const char *why, vd_err *rc, vd
     vd_manifest_clear(&mf);
     if (*rc) {
         if (*rc == VD_ERR_NOMEM) vd_error_set(err, VD_ERR_NOMEM, "checkpoint: out of memory");
-        ckjob_free(j);
+        ckjob_free(&j->t);
         return NULL;
     }
     /* The drops go with the job; a failed job gives them back. */
@@ -668,70 +734,81 @@ nomem:
     return NULL;
 }
 
-/* Store thread: the files, then the manifest, then the drops' files. */
-static void ck_write(vd_worker *w, ckjob *j)
-{
-    vd_err rc = VD_OK;
-    for (size_t i = 0; !rc && i < j->nfiles; i++) {
-        ckfile *f = &j->files[i];
-        rc = vd_store_put(w->store, f->key, f->buf, f->len, &j->err);
-        f->ok = !rc;
-        free(f->buf); /* the file is in the store, or will be written again */
-        f->buf = NULL;
-    }
-    if (!rc) rc = vd_store_put(w->store, j->mkey, j->manifest, j->mlen, &j->err);
-    for (size_t i = 0; !rc && i < j->ndropped; i++) {
-        char *key = vd_store_index_key(j->dropped[i], strlen(j->dropped[i]));
-        vd_error derr;
-        if (key && vd_store_del(w->store, key, &derr))
-            LOG(w, VD_LOG_WARN, "drop_delete_failed", VD_LS("key", key), VD_LS("error", derr.msg));
-        free(key);
-    }
-    j->rc = rc;
-}
-
-static void *ck_thread(void *arg)
+static void *st_thread(void *arg)
 {
     vd_worker *w = arg;
-    pthread_mutex_lock(&w->ck_mu);
+    pthread_mutex_lock(&w->st_mu);
     for (;;) {
-        while (!w->ck_head && !w->ck_stop) pthread_cond_wait(&w->ck_cond, &w->ck_mu);
-        if (!w->ck_head) break;
-        ckjob *j = w->ck_head;
-        w->ck_head = j->next;
-        if (!w->ck_head) w->ck_tail = NULL;
-        pthread_mutex_unlock(&w->ck_mu);
-        ck_write(w, j);
-        pthread_mutex_lock(&w->ck_mu);
-        j->done = 1;
-        pthread_cond_broadcast(&w->ck_cond);
+        while (!w->st_head && !w->st_stop) pthread_cond_wait(&w->st_cond, &w->st_mu);
+        if (!w->st_head) break;
+        task *t = w->st_head;
+        w->st_head = t->next;
+        if (!w->st_head) w->st_tail = NULL;
+        if (!t->cancelled) {
+            pthread_mutex_unlock(&w->st_mu);
+            t->run(w, t);
+            pthread_mutex_lock(&w->st_mu);
+        }
+        t->done = 1;
+        if (t->cancelled)
+            t->free(t);
+        else
+            pthread_cond_broadcast(&w->st_cond);
     }
-    pthread_mutex_unlock(&w->ck_mu);
+    pthread_mutex_unlock(&w->st_mu);
     return NULL;
+}
+
+static void st_submit(vd_worker *w, task *t)
+{
+    pthread_mutex_lock(&w->st_mu);
+    if (w->st_tail)
+        w->st_tail->next = t;
+    else
+        w->st_head = t;
+    w->st_tail = t;
+    pthread_cond_broadcast(&w->st_cond);
+    pthread_mutex_unlock(&w->st_mu);
+}
+
+/* Whether t is done; wait: block until it is. */
+static int st_done(vd_worker *w, task *t, int wait)
+{
+    pthread_mutex_lock(&w->st_mu);
+    while (wait && !t->done) pthread_cond_wait(&w->st_cond, &w->st_mu);
+    int done = t->done;
+    pthread_mutex_unlock(&w->st_mu);
+    return done;
+}
+
+/* Store thread: whether t was given up (a load stops early). */
+static int st_cancelled(vd_worker *w, task *t)
+{
+    pthread_mutex_lock(&w->st_mu);
+    int c = t->cancelled;
+    pthread_mutex_unlock(&w->st_mu);
+    return c;
+}
+
+/* Gives t up: freed now when done, else by the store thread. */
+static void st_cancel(vd_worker *w, task *t)
+{
+    pthread_mutex_lock(&w->st_mu);
+    int done = t->done;
+    t->cancelled = 1;
+    pthread_mutex_unlock(&w->st_mu);
+    if (done) t->free(t);
 }
 
 static void ck_submit(vd_worker *w, part *p, ckjob *j)
 {
     p->ck = j;
-    pthread_mutex_lock(&w->ck_mu);
-    if (w->ck_tail)
-        w->ck_tail->next = j;
-    else
-        w->ck_head = j;
-    w->ck_tail = j;
-    pthread_cond_broadcast(&w->ck_cond);
-    pthread_mutex_unlock(&w->ck_mu);
+    st_submit(w, &j->t);
 }
 
-/* Whether p's checkpoint in flight is written (or failed); wait: block
- * until it is. */
 static int ck_done(vd_worker *w, part *p, int wait)
 {
-    pthread_mutex_lock(&w->ck_mu);
-    while (wait && !p->ck->done) pthread_cond_wait(&w->ck_cond, &w->ck_mu);
-    int done = p->ck->done;
-    pthread_mutex_unlock(&w->ck_mu);
-    return done;
+    return st_done(w, &p->ck->t, wait);
 }
 
 /*
@@ -770,11 +847,11 @@ static vd_err ck_finish(vd_worker *w, part *p, vd_error *err)
     if (rc) {
         vd_error_set(err, rc, "%s", j->err.msg);
         ck_failed(w, p, j->why, j->err.msg);
-        ckjob_free(j);
+        ckjob_free(&j->t);
         return rc;
     }
     if (w->fenced) {
-        ckjob_free(j);
+        ckjob_free(&j->t);
         return vd_error_set(err, VD_ERR_UNAVAILABLE, "fenced: not committing");
     }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -786,7 +863,7 @@ static vd_err ck_finish(vd_worker *w, part *p, vd_error *err)
         w->fenced = 1;
         LOG(w, VD_LOG_ERROR, "fenced", VD_LI("partition", p->id),
             VD_LS("error", rd_kafka_err2str(ke)));
-        ckjob_free(j);
+        ckjob_free(&j->t);
         return vd_error_set(err, VD_ERR_UNAVAILABLE, "commit refused: %s", rd_kafka_err2str(ke));
     }
     if (ke) {
@@ -804,7 +881,7 @@ static vd_err ck_finish(vd_worker *w, part *p, vd_error *err)
     LOG(w, VD_LOG_INFO, "checkpoint", VD_LI("partition", p->id), VD_LS("why", j->why),
         VD_LI("offset", j->applied), VD_LI("files", j->nfiles), VD_LI("bytes", j->bytes),
         VD_LD("seconds", now_s() - j->t0));
-    ckjob_free(j);
+    ckjob_free(&j->t);
     return VD_OK;
 }
 
@@ -824,7 +901,7 @@ static void ck_discard(vd_worker *w, part *p)
 {
     if (!p->ck) return;
     ck_done(w, p, 1);
-    ckjob_free(p->ck);
+    ckjob_free(&p->ck->t);
     p->ck = NULL;
 }
 
@@ -897,9 +974,17 @@ static void checkpoint_policy(vd_worker *w)
 }
 
 /* ------------------------------------------------------------------ */
-/* Assignment: load checkpoints, decide where replay starts. */
-
-enum { LOAD_OK, LOAD_AGAIN, LOAD_REFUSED };
+/* Assignment: load checkpoints on the store thread, decide where replay
+ * starts, move the consumer there.
+ *
+ * An assigned commands partition is paused and loading: its watermarks,
+ * manifest and index files are read and decoded by the store thread
+ * (ld_load), so neither the rebalance callback nor the poll loop waits for
+ * the store and the partitions already loaded keep applying and answering.
+ * Once loaded, the poll thread installs the indexes (ld_finish), seeks to
+ * the start offset and resumes (poll_loads). A store error leaves the
+ * partition loading and paused, and the load is tried again after the
+ * backoff. */
 
 /* Loading p failed on the store or the log: counted, logged, tried again
  * after the backoff. */
@@ -911,101 +996,139 @@ static void load_failed(vd_worker *w, part *p, const char *msg)
         VD_LD("retry_in_s", p->backoff));
 }
 
-/* Loads partition p's manifest and files. Returns LOAD_OK with *start set
- * to the offset to start at (RD_KAFKA_OFFSET_STORED when there is no
- * manifest); LOAD_AGAIN when the store failed (unreachable, an error
- * answer, a timeout: p is left empty and retry_at set); LOAD_REFUSED when
- * the partition must be refused (a corrupt file, another cluster's
- * offsets: refused_why says why). */
-static int load_partition(vd_worker *w, part *p, int64_t *start_out)
+static void ldjob_free(task *t)
 {
-    vd_error err = {0};
-    char *key = vd_manifest_key(w->t_cmd, p->id);
+    ldjob *j = (ldjob *)t;
+    for (size_t i = 0; i < j->n; i++) {
+        free(j->ix[i].name);
+        vd_index_free(j->ix[i].ix);
+    }
+    free(j->ix);
+    free(j);
+}
+
+/* Store thread: partition j->id's watermarks, manifest and files. Sets
+ * j->result: LOAD_OK with j->start the offset the manifest says replay
+ * starts at (RD_KAFKA_OFFSET_STORED when there is no manifest);
+ * LOAD_AGAIN when the store or the log failed (unreachable, an error
+ * answer, a timeout); LOAD_REFUSED when the partition must be refused (a
+ * corrupt file, another cluster's offsets). */
+static void ld_load(vd_worker *w, task *t)
+{
+    ldjob *j = (ldjob *)t;
+    vd_error *err = &j->err;
+    j->result = LOAD_AGAIN;
+    /* Without the log's bounds neither the start nor readiness is known.
+     * Asked through the producer: on the consumer's connection the request
+     * would wait behind the broker's answer to a long-polling fetch (up to
+     * fetch.wait.max.ms) for the partitions already loaded. */
+    rd_kafka_resp_err_t ke =
+        rd_kafka_query_watermark_offsets(w->producer, w->t_cmd, j->id, &j->lo, &j->hi, 10000);
+    if (ke) {
+        vd_error_set(err, VD_ERR_UNAVAILABLE, "watermarks: %s", rd_kafka_err2str(ke));
+        return;
+    }
+    char *key = vd_manifest_key(w->t_cmd, j->id);
     uint8_t *buf = NULL;
     size_t len = 0;
-    vd_err rc = key ? vd_store_get(w->store, key, &buf, &len, &err) : VD_ERR_NOMEM;
+    vd_err rc = key ? vd_store_get(w->store, key, &buf, &len, err) : VD_ERR_NOMEM;
+    free(key);
     if (rc == VD_ERR_NOT_FOUND) {
-        free(key);
-        LOG(w, VD_LOG_INFO, "partition_fresh", VD_LI("partition", p->id));
-        *start_out = RD_KAFKA_OFFSET_STORED;
-        return LOAD_OK;
+        LOG(w, VD_LOG_INFO, "partition_fresh", VD_LI("partition", j->id));
+        j->start = RD_KAFKA_OFFSET_STORED;
+        j->result = LOAD_OK;
+        return;
     }
     vd_manifest mf;
-    vd_manifest_init(&mf, w->t_cmd, p->id);
-    if (!rc) rc = vd_manifest_decode(buf, len, &mf, &err);
+    vd_manifest_init(&mf, w->t_cmd, j->id);
+    if (!rc) rc = vd_manifest_decode(buf, len, &mf, err);
     free(buf);
-    int rebase = 0;
     if (!rc && (w->mock || (mf.cluster_id[0] && strcmp(mf.cluster_id, w->cluster_id) != 0))) {
         if (w->mock) {
             /* The embedded cluster is new at every start (and the mock's id
              * is not): keep the indexes, apply the new log on top of them. */
-            rebase = 1;
-            LOG(w, VD_LOG_WARN, "embedded_rebase", VD_LI("partition", p->id),
+            j->rebase = 1;
+            LOG(w, VD_LOG_WARN, "embedded_rebase", VD_LI("partition", j->id),
                 VD_LS("old_cluster", mf.cluster_id), VD_LI("old_offset", mf.offset));
             mf.offset = -1;
         } else {
-            rc = vd_error_set(&err, VD_ERR_UNAVAILABLE,
+            rc = vd_error_set(err, VD_ERR_UNAVAILABLE,
                               "the manifest's offsets refer to Kafka cluster %s, this is %s",
                               mf.cluster_id, w->cluster_id);
         }
     }
     int64_t *complete = NULL;
-    if (!rc && mf.n && !(complete = calloc(mf.n, sizeof *complete))) rc = VD_ERR_NOMEM;
+    if (!rc && mf.n &&
+        (!(complete = calloc(mf.n, sizeof *complete)) || !(j->ix = calloc(mf.n, sizeof *j->ix))))
+        rc = VD_ERR_NOMEM;
     for (size_t i = 0; !rc && i < mf.n; i++) {
+        if (st_cancelled(w, t)) {
+            rc = vd_error_set(err, VD_ERR_IO, "load abandoned");
+            break;
+        }
         vd_manifest_entry *me = &mf.entries[i];
         char *ikey = vd_store_index_key(me->name, strlen(me->name));
-        vd_index *ix = NULL;
+        ldindex *li = &j->ix[j->n];
         vd_lhv1_kafka k;
-        rc = ikey ? vd_store_get(w->store, ikey, &buf, &len, &err) : VD_ERR_NOMEM;
+        rc = ikey ? vd_store_get(w->store, ikey, &buf, &len, err) : VD_ERR_NOMEM;
+        free(ikey);
         if (!rc) {
-            rc = vd_lhv1_read(buf, len, &w->limits, &ix, &k, &err);
+            rc = vd_lhv1_read(buf, len, &w->limits, &li->ix, &k, err);
             free(buf);
         }
-        free(ikey);
         if (rc) break;
-        complete[i] = rebase ? -1 : vd_manifest_complete(me, k.offset);
-        if (!rebase && k.offset < me->file_offset)
-            LOG(w, VD_LOG_WARN, "stale_checkpoint", VD_LI("partition", p->id),
-                VD_LS("index", me->name), VD_LI("file_offset", k.offset),
-                VD_LI("expected", me->file_offset));
-        entry *e = reg_add(p, me->name, strlen(me->name), ix);
-        if (!e) {
-            vd_index_free(ix);
+        j->n++;
+        if (!(li->name = strdup(me->name))) {
             rc = VD_ERR_NOMEM;
             break;
         }
-        e->complete = e->last = complete[i];
-        e->file_offset = rebase ? -1 : k.offset;
-        e->dirty = rebase; /* rewrite it against this cluster's offsets */
-        p->pending += (size_t)rebase;
+        complete[i] = li->complete = j->rebase ? -1 : vd_manifest_complete(me, k.offset);
+        li->file_offset = j->rebase ? -1 : k.offset;
+        if (!j->rebase && k.offset < me->file_offset)
+            LOG(w, VD_LOG_WARN, "stale_checkpoint", VD_LI("partition", j->id),
+                VD_LS("index", me->name), VD_LI("file_offset", k.offset),
+                VD_LI("expected", me->file_offset));
     }
-    int result = LOAD_REFUSED;
     if (!rc) {
-        result = LOAD_OK;
-        *start_out = vd_manifest_start(&mf, complete);
-        p->manifest_offset = mf.offset;
-        p->quiet_until = mf.offset;
-        LOG(w, VD_LOG_INFO, "partition_loaded", VD_LI("partition", p->id), VD_LI("indexes", mf.n),
-            VD_LI("manifest_offset", mf.offset), VD_LI("start", *start_out));
+        j->result = LOAD_OK;
+        j->start = vd_manifest_start(&mf, complete);
+        j->manifest_offset = mf.offset;
+        LOG(w, VD_LOG_INFO, "partition_loaded", VD_LI("partition", j->id), VD_LI("indexes", mf.n),
+            VD_LI("manifest_offset", mf.offset), VD_LI("start", j->start),
+            VD_LD("seconds", now_s() - j->t0));
     } else if (rc == VD_ERR_IO || rc == VD_ERR_TIMEOUT) {
-        /* The store, not the data (unreachable, an error answer, a
-         * timeout): keep the partition and try again. */
-        result = LOAD_AGAIN;
-        pthread_rwlock_wrlock(&p->lock);
-        while (p->n) reg_remove(p, &p->e[p->n - 1]);
-        p->pending = 0;
-        pthread_rwlock_unlock(&p->lock);
-        load_failed(w, p, err.msg[0] ? err.msg : vd_strerror(rc));
+        /* The store, not the data: keep the partition and try again. */
+        j->result = LOAD_AGAIN;
     } else {
-        snprintf(p->refused_why, sizeof p->refused_why, "loading checkpoints: %s",
-                 err.msg[0] ? err.msg : vd_strerror(rc));
-        LOG(w, VD_LOG_ERROR, "partition_refused", VD_LI("partition", p->id),
-            VD_LS("reason", p->refused_why));
+        j->result = LOAD_REFUSED;
     }
+    if (rc && !err->msg[0]) vd_error_set(err, rc, "%s", vd_strerror(rc));
     free(complete);
-    free(key);
     vd_manifest_clear(&mf);
-    return result;
+}
+
+static void ld_submit(vd_worker *w, part *p)
+{
+    ldjob *j = calloc(1, sizeof *j);
+    if (!j) {
+        load_failed(w, p, "out of memory");
+        return;
+    }
+    j->t.run = ld_load;
+    j->t.free = ldjob_free;
+    j->id = p->id;
+    j->t0 = now_s();
+    p->ld = j;
+    p->load_again = 0;
+    st_submit(w, &j->t);
+}
+
+/* Gives up p's load in flight, if any (p is revoked or assigned again). */
+static void ld_cancel(vd_worker *w, part *p)
+{
+    if (!p->ld) return;
+    st_cancel(w, &p->ld->t);
+    p->ld = NULL;
 }
 
 static void set_state(part *p, int state)
@@ -1016,35 +1139,61 @@ static void set_state(part *p, int state)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Loads p (just reset, or waiting to load again) and works out where it
- * starts: *start, and *hi, the high watermark replay must reach. p stays
- * loading. Returns LOAD_OK, LOAD_AGAIN or LOAD_REFUSED (p is then marked
- * refused). */
-static int prepare_partition(vd_worker *w, part *p, int64_t *start, int64_t *hi)
+/* Poll thread, once p's load is done: the indexes go into p's registry and
+ * the start offset is worked out (seek_to, seek_hi); or the load is
+ * scheduled again, or p is refused. */
+static void ld_finish(vd_worker *w, part *p)
 {
-    set_state(p, P_LOADING);
-    int64_t lo = -1;
-    rd_kafka_resp_err_t ke =
-        rd_kafka_query_watermark_offsets(w->consumer, w->t_cmd, p->id, &lo, hi, 10000);
-    if (ke) {
-        /* Without the log's bounds neither the start nor readiness is known. */
-        load_failed(w, p, rd_kafka_err2str(ke));
-        return LOAD_AGAIN;
+    ldjob *j = p->ld;
+    p->ld = NULL;
+    if (j->result == LOAD_OK) {
+        pthread_rwlock_wrlock(&p->lock);
+        for (size_t i = 0; i < j->n; i++) {
+            ldindex *li = &j->ix[i];
+            entry *e = reg_add(p, li->name, strlen(li->name), li->ix);
+            if (!e) {
+                while (p->n) reg_remove(p, &p->e[p->n - 1]);
+                p->pending = 0;
+                j->result = LOAD_AGAIN;
+                vd_error_set(&j->err, VD_ERR_NOMEM, "loading checkpoints: out of memory");
+                break;
+            }
+            li->ix = NULL; /* the registry's now */
+            e->complete = e->last = li->complete;
+            e->file_offset = li->file_offset;
+            e->dirty = j->rebase; /* rewrite it against this cluster's offsets */
+            p->pending += (size_t)j->rebase;
+        }
+        pthread_rwlock_unlock(&p->lock);
     }
-    int r = load_partition(w, p, start);
-    if (r == LOAD_REFUSED) set_state(p, P_REFUSED);
-    if (r != LOAD_OK) return r;
-    p->backoff = 0;
-    int64_t committed = p->assigned_committed;
-    if (*start == RD_KAFKA_OFFSET_STORED) {
-        /* No manifest: a brand-new group starts at the beginning; a committed
-         * offset without a manifest means the store lost its objects. */
-        if (committed >= 0)
-            LOG(w, VD_LOG_WARN, "manifest_missing", VD_LI("partition", p->id),
-                VD_LI("committed", committed));
-        *start = committed >= 0 ? committed : lo;
+    if (j->result == LOAD_AGAIN) {
+        p->load_again = 1;
+        load_failed(w, p, j->err.msg);
+    } else if (j->result == LOAD_REFUSED) {
+        snprintf(p->refused_why, sizeof p->refused_why, "loading checkpoints: %s", j->err.msg);
+        LOG(w, VD_LOG_ERROR, "partition_refused", VD_LI("partition", p->id),
+            VD_LS("reason", p->refused_why));
+        set_state(p, P_REFUSED);
+    } else {
+        int64_t start = j->start, committed = p->assigned_committed;
+        if (start == RD_KAFKA_OFFSET_STORED) {
+            /* No manifest: a brand-new group starts at the beginning; a
+             * committed offset without a manifest means the store lost its
+             * objects. */
+            if (committed >= 0)
+                LOG(w, VD_LOG_WARN, "manifest_missing", VD_LI("partition", p->id),
+                    VD_LI("committed", committed));
+            start = committed >= 0 ? committed : j->lo;
+        } else {
+            p->manifest_offset = p->quiet_until = j->manifest_offset;
+        }
+        p->seek_to = start;
+        p->seek_hi = j->hi;
+        p->seek_pending = 1;
+        p->backoff = 0;
+        p->retry_at = 0;
     }
-    return LOAD_OK;
+    ldjob_free(&j->t);
 }
 
 /* p replays from start (where the consumer fetches from) up to hi. */
@@ -1091,43 +1240,61 @@ static void on_assign(vd_worker *w, rd_kafka_topic_partition_list_t *parts)
         }
         part *p = &w->parts[tp->partition];
         ck_discard(w, p);
+        ld_cancel(w, p);
         part_reset(p);
         p->assigned_committed = ce ? RD_KAFKA_OFFSET_INVALID : tp->offset;
-        int64_t start = RD_KAFKA_OFFSET_END, hi = -1;
-        int r = prepare_partition(w, p, &start, &hi);
-        if (r == LOAD_OK)
-            activate_partition(w, p, start, hi);
+        set_state(p, P_LOADING);
+        ld_submit(w, p);
+        /* Paused below; poll_loads() seeks to the start once loaded. The
+         * offset assigned meanwhile is a concrete one, the high watermark:
+         * with RD_KAFKA_OFFSET_END, librdkafka 2.0 answers a seek made while
+         * its END lookup is in flight by looking END up again afterwards,
+         * which moves the partition past the commands it was sent back to
+         * (seen in store_faults: a command skipped). Without the watermark,
+         * the committed offset; END only when there is neither. */
+        int64_t lo, hi;
+        if (rd_kafka_query_watermark_offsets(w->producer, w->t_cmd, p->id, &lo, &hi, 10000) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+            tp->offset = hi;
         else
-            start = RD_KAFKA_OFFSET_END; /* refused, or paused below: nothing is fetched */
-        p->load_again = r == LOAD_AGAIN;
-        tp->offset = start;
+            tp->offset = p->assigned_committed >= 0 ? p->assigned_committed : RD_KAFKA_OFFSET_END;
     }
     rd_kafka_assign(w->consumer, parts);
-    /* Partitions whose checkpoints could not be read yet stay paused until
-     * retry_loads() gets them; every other one is resumed, because a pause
-     * of ours outlives a revoke in librdkafka. */
+    /* Nothing is fetched until the partition is loaded and moved to its
+     * start. (A pause of ours also outlives a revoke in librdkafka: every
+     * partition is resumed explicitly once loaded.) */
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
-        if (strcmp(tp->topic, w->t_cmd) != 0 || tp->partition < 0 || tp->partition >= w->nparts)
-            continue;
-        pause_partition(w, tp->partition, w->parts[tp->partition].load_again);
+        if (strcmp(tp->topic, w->t_cmd) == 0 && tp->partition >= 0 && tp->partition < w->nparts)
+            pause_partition(w, tp->partition, 1);
     }
 }
 
-/* Retries a load that failed on a store error (one per call: the poll
- * thread has other work). A partition that loads is moved to its start
- * offset, activated and resumed; the seek is retried until it succeeds. */
-static void retry_loads(vd_worker *w)
+/* Poll thread: collects finished loads, starts those due (again), and
+ * moves each loaded partition to its start offset, activates and resumes
+ * it; a failed seek is tried again 0.2 s later. Returns whether a load is
+ * in flight or due, so the poll loop can look again soon. */
+static int poll_loads(vd_worker *w)
 {
     double t = now_s();
+    int busy = 0;
     for (int32_t i = 0; i < w->nparts; i++) {
         part *p = &w->parts[i];
-        if (!p->load_again || t < p->retry_at) continue;
-        if (!p->seek_pending) {
-            int r = prepare_partition(w, p, &p->seek_to, &p->seek_hi);
-            if (r == LOAD_REFUSED) p->load_again = 0; /* stays paused */
-            if (r != LOAD_OK) return;
-            p->seek_pending = 1;
+        if (p->ld) {
+            if (!st_done(w, &p->ld->t, 0)) {
+                busy = 1;
+                continue;
+            }
+            ld_finish(w, p);
+        }
+        if (p->load_again) {
+            busy = 1;
+            if (t >= p->retry_at) ld_submit(w, p);
+            continue;
+        }
+        if (!p->seek_pending || t < p->retry_at) {
+            busy |= p->seek_pending;
+            continue;
         }
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, w->t_cmd, p->id)->offset = p->seek_to;
@@ -1138,23 +1305,31 @@ static void retry_loads(vd_worker *w)
                 VD_LS("error", e ? rd_kafka_error_string(e) : rd_kafka_err2str(pe)));
             if (e) rd_kafka_error_destroy(e);
             rd_kafka_topic_partition_list_destroy(l);
-            p->retry_at = now_s() + 0.2; /* loaded already: only the seek again */
-            return;
+            p->retry_at = now_s() + 0.2;
+            busy = 1;
+            continue;
         }
         rd_kafka_topic_partition_list_destroy(l);
-        p->load_again = p->seek_pending = 0;
+        p->seek_pending = 0;
         activate_partition(w, p, p->seek_to, p->seek_hi);
         pause_partition(w, p->id, 0);
-        return;
     }
+    return busy;
 }
 
 static void on_revoke(vd_worker *w, rd_kafka_topic_partition_list_t *parts)
 {
     int lost = rd_kafka_assignment_lost(w->consumer);
+    /* Loads first: the checkpoints below must not queue behind them. */
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
-        if (strcmp(tp->topic, w->t_cmd) != 0 || tp->partition >= w->nparts) continue;
+        if (strcmp(tp->topic, w->t_cmd) == 0 && tp->partition >= 0 && tp->partition < w->nparts)
+            ld_cancel(w, &w->parts[tp->partition]);
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        if (strcmp(tp->topic, w->t_cmd) != 0 || tp->partition < 0 || tp->partition >= w->nparts)
+            continue;
         part *p = &w->parts[tp->partition];
         if (!lost) {
             vd_error err;
@@ -1172,12 +1347,14 @@ static void on_revoke(vd_worker *w, rd_kafka_topic_partition_list_t *parts)
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-    (void)rk;
     vd_worker *w = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         w->fenced = 0; /* a new generation: we own what we were given */
         w->assigned_once = 1;
         on_assign(w, parts);
+        /* Back to the poll loop now rather than after the poll's timeout
+         * (nothing is fetched until the loads are in). */
+        rd_kafka_yield(rk);
     } else {
         on_revoke(w, parts);
     }
@@ -1629,8 +1806,8 @@ vd_err vd_worker_new(vd_worker **out, const vd_config *cfg, const vd_logger *lg,
     w->t_dlq = vd_config_str(cfg, "topic.dlq");
     pthread_mutex_init(&w->qmu, NULL);
     pthread_mutex_init(&w->warm_mu, NULL);
-    pthread_mutex_init(&w->ck_mu, NULL);
-    pthread_cond_init(&w->ck_cond, NULL);
+    pthread_mutex_init(&w->st_mu, NULL);
+    pthread_cond_init(&w->st_cond, NULL);
     pthread_cond_init(&w->qcond, NULL);
     const char *wid = vd_config_str(cfg, "worker.id");
     if (*wid) {
@@ -1685,8 +1862,9 @@ vd_err vd_worker_new(vd_worker **out, const vd_config *cfg, const vd_logger *lg,
     store_options(cfg, &so);
     const char *url = vd_config_str(cfg, "store.url");
     if (strncmp(url, "http", 4) == 0 || strncmp(url, "s3://", 5) == 0) {
-        /* Store calls run on the poll thread: the longest one, retries
-         * included, must end before the group gives up on this member. */
+        /* The checkpoint at revoke is waited for inside the rebalance
+         * callback: the longest store call, retries included, must end
+         * before the group gives up on this member. */
         const char *mpi = vd_config_kafka(cfg, "max.poll.interval.ms");
         double poll_ms = mpi ? atof(mpi) : 300000;
         double call_ms = (double)(so.retries + 1) * (double)so.request_timeout_ms +
@@ -1694,18 +1872,18 @@ vd_err vd_worker_new(vd_worker **out, const vd_config *cfg, const vd_logger *lg,
         if (call_ms >= poll_ms) {
             rc = vd_error_set(err, VD_ERR_CONFIG,
                               "store.request.timeout.ms x (store.retries + 1) + backoff = %.0f ms "
-                              "must stay below kafka.max.poll.interval.ms (%.0f ms): store calls "
-                              "run on the poll thread",
+                              "must stay below kafka.max.poll.interval.ms (%.0f ms): the "
+                              "checkpoint at a revoke waits for the store",
                               call_ms, poll_ms);
             goto fail;
         }
     }
     if ((rc = vd_store_open(&w->store, vd_config_str(cfg, "store.url"), &so, err))) goto fail;
-    if (pthread_create(&w->ck_thread, NULL, ck_thread, w)) {
-        rc = vd_error_set(err, VD_ERR_NOMEM, "worker: cannot start the checkpoint thread");
+    if (pthread_create(&w->st_thread, NULL, st_thread, w)) {
+        rc = vd_error_set(err, VD_ERR_NOMEM, "worker: cannot start the store thread");
         goto fail;
     }
-    w->ck_running = 1;
+    w->st_running = 1;
 
     char errstr[512];
     const char *pdefaults[] = {"partitioner",        "murmur2_random", "linger.ms", "1",
@@ -1814,7 +1992,9 @@ static void handle_message(vd_worker *w, rd_kafka_message_t *m)
     if (m->err) {
         if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && m->rkt &&
             strcmp(rd_kafka_topic_name(m->rkt), w->t_cmd) == 0 && m->partition >= 0 &&
-            m->partition < w->nparts) {
+            m->partition < w->nparts &&
+            (w->parts[m->partition].state == P_REPLAYING ||
+             w->parts[m->partition].state == P_READY)) {
             /* Invariant 5: the log no longer holds what the checkpoints need. */
             part *p = &w->parts[m->partition];
             pthread_mutex_lock(&p->mu);
@@ -1853,13 +2033,16 @@ static void handle_message(vd_worker *w, rd_kafka_message_t *m)
 
 vd_err vd_worker_run(vd_worker *w, volatile sig_atomic_t *stop, vd_error *err)
 {
+    int loading = 0;
     while (!*stop) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, 100);
+        /* While partitions load, look at them every 10 ms: one loaded is
+         * moved to its start without waiting out a quiet poll. */
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, loading ? 10 : 100);
         if (m) handle_message(w, m);
         rd_kafka_poll(w->producer, 0);
         checkpoint_policy(w);
         directory_tick(w, 0);
-        retry_loads(w);
+        loading = poll_loads(w);
     }
     LOG(w, VD_LOG_INFO, "stopping", VD_LS("worker", w->worker_id));
     /* Finish in-flight searches, then checkpoint and commit everything. */
@@ -1894,13 +2077,16 @@ void vd_worker_free(vd_worker *w)
         for (int i = 0; w->threads && i < w->nthreads; i++) pthread_join(w->threads[i], NULL);
     }
     free(w->threads);
-    for (int32_t i = 0; w->parts && i < w->nparts; i++) ck_discard(w, &w->parts[i]);
-    if (w->ck_running) {
-        pthread_mutex_lock(&w->ck_mu);
-        w->ck_stop = 1;
-        pthread_cond_broadcast(&w->ck_cond);
-        pthread_mutex_unlock(&w->ck_mu);
-        pthread_join(w->ck_thread, NULL);
+    for (int32_t i = 0; w->parts && i < w->nparts; i++) {
+        ck_discard(w, &w->parts[i]);
+        ld_cancel(w, &w->parts[i]);
+    }
+    if (w->st_running) {
+        pthread_mutex_lock(&w->st_mu);
+        w->st_stop = 1;
+        pthread_cond_broadcast(&w->st_cond);
+        pthread_mutex_unlock(&w->st_mu);
+        pthread_join(w->st_thread, NULL);
     }
     if (w->consumer) rd_kafka_destroy(w->consumer);
     if (w->producer) rd_kafka_destroy(w->producer);
@@ -1919,7 +2105,7 @@ void vd_worker_free(vd_worker *w)
     pthread_cond_destroy(&w->qcond);
     for (int i = 0; i < w->nwarm; i++) free(w->warm[i]);
     pthread_mutex_destroy(&w->warm_mu);
-    pthread_mutex_destroy(&w->ck_mu);
-    pthread_cond_destroy(&w->ck_cond);
+    pthread_mutex_destroy(&w->st_mu);
+    pthread_cond_destroy(&w->st_cond);
     free(w);
 }

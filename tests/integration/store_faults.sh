@@ -15,13 +15,18 @@
 #      attempt, a second worker joins: the rebalance hands the partition back
 #      and it must load and be fetched (a pause outlives a revoke in
 #      librdkafka), with every command applied exactly once.
+#   4. two partitions, one unreadable: storaged fails only partition 1's
+#      manifest at a restart; partition 0 loads and answers while partition 1
+#      stays loading (its searches get `unavailable`, commands for it wait);
+#      storaged recovers -> partition 1 loads and applies what waited.
 #   store_faults.sh VECTORD VECTORCTL WORKDIR
 set -euo pipefail
 vectord=$1 vectorctl=$2 work=$3
 source "$(dirname "$0")/lib.sh"
-pid="" spid="" pid2=""
+pid="" spid="" pid2="" gpid=""
 stop_workers() {
   [[ -n $pid ]] && kill -9 $pid 2>/dev/null || true
+  [[ -n $gpid ]] && kill -9 $gpid 2>/dev/null || true
   [[ -n $pid2 ]] && kill -9 $pid2 2>/dev/null || true
   [[ -n $spid ]] && kill $spid 2>/dev/null || true
 }
@@ -53,17 +58,21 @@ worker() { # instance, extra -X...
     -X store.retries=1 -X store.retry.backoff.ms=20 -X search.ready.timeout.ms=1500 \
     "$@" >>vectord-$id.out 2>>vectord-$id.log &
 }
+# http_port INSTANCE: the HTTP port the worker logged after line $log_from.
+http_port() {
+  port=""
+  for _ in $(seq 100); do
+    port=$(tail -n +$((log_from + 1)) vectord-$1.log | sed -n 's/.*event=http .*port=\([0-9]*\).*/\1/p')
+    [[ -n $port ]] && return 0
+    sleep 0.1
+  done
+  fail "worker $1 did not start"
+}
 start() { # extra -X...
   log_from=0; [[ -f vectord-f1.log ]] && log_from=$(wc -l <vectord-f1.log)
   worker f1 "$@"
   pid=$!
-  port=""
-  for _ in $(seq 100); do
-    port=$(tail -n +$((log_from + 1)) vectord-f1.log | sed -n 's/.*event=http .*port=\([0-9]*\).*/\1/p')
-    [[ -n $port ]] && return 0
-    sleep 0.1
-  done
-  fail "worker did not start"
+  http_port f1
 }
 ctl() { "$vectorctl" -b "$bootstrap" --timeout 30000 "${topics[@]}" "$@"; }
 metric() { # name -> value for partition 0
@@ -77,6 +86,9 @@ wait_for() { # seconds command... : until the command succeeds
   local t=$1; shift
   for _ in $(seq $((t * 10))); do "$@" && return 0; sleep 0.1; done
   return 1
+}
+logged() { # instance pattern: the worker logged it since its (re)start
+  tail -n +$((log_from + 1)) "vectord-$1.log" | grep -q "$2"
 }
 committed_is() { [[ $(metric vectord_partition_committed_offset) == "$1" ]]; }
 length_is() { [[ $(length) == "$1" ]]; }
@@ -147,7 +159,7 @@ wait_for 20 length_is 350 || fail "not applied before the kill"
 kill -9 $pid; wait $pid 2>/dev/null || true; pid=""
 echo 503 >"$work/fail"
 start -X checkpoint.retry.backoff.ms=30000 -X checkpoint.retry.backoff.max.ms=30000
-wait_for 20 grep -q 'event=partition_load_failed' <(tail -n +$((log_from + 1)) vectord-f1.log) ||
+wait_for 20 logged f1 'event=partition_load_failed' ||
   fail "restart: no partition_load_failed"
 if ctl search f --vector '[1,1,2,3]' >/dev/null 2>err.txt; then fail "restart: answered before loading"; fi
 grep -q unavailable err.txt || fail "restart: search error: $(cat err.txt)"
@@ -173,4 +185,58 @@ assert env["count"] == 360, env["count"]
 man = [p for p in glob.glob(root + "/**", recursive=True) if p.endswith(".json")]
 assert json.load(open(man[0]))["offset"] == 10, open(man[0]).read()
 PY
+
+# 4. Two partitions, partition 1's manifest unreadable at a restart.
+topic g.commands --partitions 2
+topic g.search --partitions 2
+topic g.dlq --partitions 1
+gtopics=(-X topic.commands=g.commands -X topic.search=g.search -X topic.dlq=g.dlq)
+gctl() { "$vectorctl" -b "$bootstrap" --timeout 30000 "${gtopics[@]}" "$@"; }
+gstart() { # extra -X...
+  log_from=0; [[ -f vectord-g1.log ]] && log_from=$(wc -l <vectord-g1.log)
+  worker g1 "${gtopics[@]}" -X group.id=store-faults-g "$@"
+  gpid=$!
+  http_port g1
+}
+glength() { gctl --json info "$1" 2>/dev/null | sed -n 's/.*"length":\([0-9]*\).*/\1/p'; }
+glength_is() { [[ $(glength "$1") == "$2" ]]; }
+gstart
+for i in 0 1 2 3 4 5 6 7; do
+  gctl create "n$i" --dim 4 --distance euclidean >/dev/null || fail "partitions: create n$i"
+  printf '{"id":"a","vector":[%d,1,2,3]}\n' "$i" | gctl add "n$i" - >/dev/null || fail "partitions: add n$i"
+done
+for i in 0 1 2 3 4 5 6 7; do wait_for 20 glength_is "n$i" 1 || fail "partitions: n$i not applied"; done
+kill -TERM $gpid; wait $gpid || fail "partitions: SIGTERM"; gpid=""
+# An index of each partition, from its manifest (the shutdown checkpoint).
+first_index() { # partition
+  curl -fsS -H "Authorization: Bearer $token" \
+    "http://127.0.0.1:$sport/storage/_manifests%2Fg.commands%2F$1.json" |
+    python3 -c 'import json, sys; print(min(json.load(sys.stdin)["indexes"]))'
+}
+p0=$(first_index 0) p1=$(first_index 1)
+[[ -n $p0 && -n $p1 ]] || fail "partitions: the 8 indexes are not on both partitions"
+echo "503 _manifests/g.commands/1.json" >"$work/fail"
+gstart -X checkpoint.retry.backoff.ms=300 -X checkpoint.retry.backoff.max.ms=300
+wait_for 20 logged g1 'event=partition_load_failed partition=1' ||
+  fail "partitions: no partition_load_failed for partition 1"
+gctl --json search "$p0" --vector '[0,1,2,3]' --k 1 | grep -q '"a"' ||
+  fail "partitions: partition 0 does not answer while partition 1 cannot load"
+if gctl search "$p1" --vector '[0,1,2,3]' >/dev/null 2>err.txt; then
+  fail "partitions: partition 1 answered before loading"
+fi
+grep -q unavailable err.txt || fail "partitions: partition 1's search error: $(cat err.txt)"
+# The add to partition 1 waits for its ack (in the background) until the
+# partition loads; the one to partition 0 is applied at once.
+printf '{"id":"b","vector":[9,9,9,9]}\n' | gctl add "$p1" - >add1.out 2>&1 &
+add1=$!
+printf '{"id":"b","vector":[9,9,9,9]}\n' | gctl add "$p0" - >/dev/null || fail "partitions: add to $p0"
+wait_for 10 glength_is "$p0" 2 || fail "partitions: partition 0 not applying while partition 1 waits"
+sleep 1   # several load attempts of partition 1
+kill -0 $add1 2>/dev/null || fail "partitions: the add to $p1 was acked before its partition loaded"
+rm "$work/fail"
+wait $add1 || fail "partitions: the add to $p1: $(cat add1.out)"
+glength_is "$p1" 2 || fail "partitions: partition 1 did not load and apply after the store recovered"
+gctl --json search "$p1" --vector '[9,9,9,9]' --k 1 | grep -q '"b"' || fail "partitions: search after loading"
+kill -TERM $gpid; wait $gpid || fail "partitions: SIGTERM"; gpid=""
+
 echo "store_faults: 1 passed, 0 failed"
