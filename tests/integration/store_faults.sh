@@ -94,6 +94,14 @@ committed_is() { [[ $(metric vectord_partition_committed_offset) == "$1" ]]; }
 length_is() { [[ $(length) == "$1" ]]; }
 
 storaged_up
+# Store timeouts that cannot end within max.poll.interval.ms (the checkpoint
+# at a revoke waits for the store in the rebalance callback) are refused.
+if timeout 30 "$vectord" -X kafka.bootstrap.servers="$bootstrap" -X store.url="http://127.0.0.1:$sport" \
+  -X store.request.timeout.ms=100000 >/dev/null 2>refused.log; then
+  fail "started with store calls longer than max.poll.interval.ms"
+fi
+grep -q 'startup_failed .*store.request.timeout.ms.*kafka.max.poll.interval.ms (300000 ms)' refused.log ||
+  fail "the refusal does not name both keys: $(cat refused.log)"
 start
 ctl create f --dim 4 --distance euclidean >/dev/null || fail "create"
 items 1 100 >a.ndjson
