@@ -108,8 +108,8 @@ static void ctl_connect(ctl *c)
     const char *cdef[] = {
         "enable.auto.commit", "false", "enable.partition.eof", "false", "group.id",
         "vectorctl",          NULL};
-    if (vd_kafka_conf(c->cfg, pdef, c->brokers, &pc, &err) ||
-        vd_kafka_conf(c->cfg, cdef, c->brokers, &cc, &err))
+    if (vd_kafka_conf(c->cfg, VD_KAFKA_PRODUCER, pdef, c->brokers, &pc, &err) ||
+        vd_kafka_conf(c->cfg, VD_KAFKA_CONSUMER, cdef, c->brokers, &cc, &err))
         die(EXIT_USAGE, "%s", err.msg);
     rd_kafka_conf_set(pc, "log_level", "3", NULL, 0);
     rd_kafka_conf_set(cc, "log_level", "3", NULL, 0);

@@ -10,7 +10,26 @@
 
 typedef struct conf_ctx {
     rd_kafka_conf_t *conf;
+    vd_kafka_role role;
+    int pass; /* 0: kafka.X, 1: kafka.<role>.X */
 } conf_ctx;
+
+static const char *const role_prefix[] = {"consumer.", "producer."};
+
+/* Which role a kafka.* key (without "kafka.") is for: -1 both, else the
+ * role; *prop is the librdkafka property. */
+static int key_role(const char *key, const char **prop)
+{
+    for (int r = 0; r < 2; r++) {
+        size_t n = strlen(role_prefix[r]);
+        if (strncmp(key, role_prefix[r], n) == 0 && key[n]) {
+            *prop = key + n;
+            return r;
+        }
+    }
+    *prop = key;
+    return -1;
+}
 
 static vd_err conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, const char *what,
                        vd_error *err)
@@ -23,17 +42,27 @@ static vd_err conf_set(rd_kafka_conf_t *conf, const char *key, const char *value
 
 static vd_err set_from_config(void *ctx, const char *key, const char *value, vd_error *err)
 {
-    return conf_set(((conf_ctx *)ctx)->conf, key, value, "kafka.", err);
+    conf_ctx *c = ctx;
+    const char *prop;
+    int role = key_role(key, &prop);
+    if (c->pass == 0 && role < 0) return conf_set(c->conf, key, value, "kafka.", err);
+    if (c->pass == 1 && role == (int)c->role) {
+        char what[32];
+        snprintf(what, sizeof what, "kafka.%s", role_prefix[role]);
+        return conf_set(c->conf, prop, value, what, err);
+    }
+    return VD_OK;
 }
 
-vd_err vd_kafka_conf(const vd_config *cfg, const char *const *defaults, const char *bootstrap,
-                     rd_kafka_conf_t **out, vd_error *err)
+vd_err vd_kafka_conf(const vd_config *cfg, vd_kafka_role role, const char *const *defaults,
+                     const char *bootstrap, rd_kafka_conf_t **out, vd_error *err)
 {
-    conf_ctx c = {rd_kafka_conf_new()};
+    conf_ctx c = {rd_kafka_conf_new(), role, 0};
     vd_err rc = VD_OK;
     for (size_t i = 0; !rc && defaults && defaults[i]; i += 2)
         rc = conf_set(c.conf, defaults[i], defaults[i + 1], "", err);
-    if (!rc && cfg) rc = vd_config_each_kafka(cfg, set_from_config, &c, err);
+    for (c.pass = 0; !rc && cfg && c.pass < 2; c.pass++)
+        rc = vd_config_each_kafka(cfg, set_from_config, &c, err);
     if (!rc && bootstrap) rc = conf_set(c.conf, "bootstrap.servers", bootstrap, "", err);
     if (rc) {
         rd_kafka_conf_destroy(c.conf);
@@ -41,6 +70,14 @@ vd_err vd_kafka_conf(const vd_config *cfg, const char *const *defaults, const ch
     }
     *out = c.conf;
     return VD_OK;
+}
+
+const char *vd_kafka_conf_get(const vd_config *cfg, vd_kafka_role role, const char *key)
+{
+    char k[256];
+    snprintf(k, sizeof k, "%s%s", role_prefix[role], key);
+    const char *v = vd_config_kafka(cfg, k);
+    return v ? v : vd_config_kafka(cfg, key);
 }
 
 const char *vd_kafka_header(rd_kafka_message_t *m, const char *name, size_t *len)

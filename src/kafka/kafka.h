@@ -12,14 +12,24 @@
 #include "config/config.h"
 #include "vectord/error.h"
 
+/* Which client a configuration is for: kafka.consumer.X goes to the
+ * consumer only, kafka.producer.X to the producer only, kafka.X to both
+ * (Kafka Streams' consumer./producer. prefixes). */
+typedef enum { VD_KAFKA_CONSUMER, VD_KAFKA_PRODUCER } vd_kafka_role;
+
 /*
- * A new rd_kafka_conf_t: defaults[] (NULL-terminated key, value pairs),
- * then every kafka.* key of cfg (may be NULL), then bootstrap when not
- * NULL. On success *out is the caller's (rd_kafka_new takes it).
- * Errors: VD_ERR_CONFIG naming the key and librdkafka's reason.
+ * A new rd_kafka_conf_t for role: defaults[] (NULL-terminated key, value
+ * pairs), then every kafka.X key of cfg (may be NULL), then the role's
+ * kafka.consumer.X or kafka.producer.X keys (they win over kafka.X), then
+ * bootstrap when not NULL. On success *out is the caller's (rd_kafka_new
+ * takes it). Errors: VD_ERR_CONFIG naming the key and librdkafka's reason.
  */
-vd_err vd_kafka_conf(const vd_config *cfg, const char *const *defaults, const char *bootstrap,
-                     rd_kafka_conf_t **out, vd_error *err);
+vd_err vd_kafka_conf(const vd_config *cfg, vd_kafka_role role, const char *const *defaults,
+                     const char *bootstrap, rd_kafka_conf_t **out, vd_error *err);
+
+/* The librdkafka property key as role's client gets it from cfg
+ * (kafka.consumer.key or kafka.producer.key, else kafka.key), or NULL. */
+const char *vd_kafka_conf_get(const vd_config *cfg, vd_kafka_role role, const char *key);
 
 /*
  * The value of the last header called name, or NULL. *len gets its length.

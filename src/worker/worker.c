@@ -1865,7 +1865,7 @@ vd_err vd_worker_new(vd_worker **out, const vd_config *cfg, const vd_logger *lg,
         /* The checkpoint at revoke is waited for inside the rebalance
          * callback: the longest store call, retries included, must end
          * before the group gives up on this member. */
-        const char *mpi = vd_config_kafka(cfg, "max.poll.interval.ms");
+        const char *mpi = vd_kafka_conf_get(cfg, VD_KAFKA_CONSUMER, "max.poll.interval.ms");
         double poll_ms = mpi ? atof(mpi) : 300000;
         double call_ms = (double)(so.retries + 1) * (double)so.request_timeout_ms +
                          (double)so.retries * (double)so.retry_backoff_max_ms;
@@ -1889,7 +1889,7 @@ vd_err vd_worker_new(vd_worker **out, const vd_config *cfg, const vd_logger *lg,
     const char *pdefaults[] = {"partitioner",        "murmur2_random", "linger.ms", "1",
                                "enable.idempotence", "false",          NULL};
     rd_kafka_conf_t *pc;
-    if ((rc = vd_kafka_conf(cfg, pdefaults, w->bootstrap, &pc, err))) goto fail;
+    if ((rc = vd_kafka_conf(cfg, VD_KAFKA_PRODUCER, pdefaults, w->bootstrap, &pc, err))) goto fail;
     rd_kafka_conf_set_opaque(pc, w);
     rd_kafka_conf_set_log_cb(pc, kafka_log_cb);
     if (!(w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof errstr))) {
@@ -1913,7 +1913,7 @@ vd_err vd_worker_new(vd_worker **out, const vd_config *cfg, const vd_logger *lg,
                                gi,
                                NULL};
     rd_kafka_conf_t *cc;
-    if ((rc = vd_kafka_conf(cfg, cdefaults, w->bootstrap, &cc, err))) goto fail;
+    if ((rc = vd_kafka_conf(cfg, VD_KAFKA_CONSUMER, cdefaults, w->bootstrap, &cc, err))) goto fail;
     rd_kafka_conf_set_opaque(cc, w);
     rd_kafka_conf_set_log_cb(cc, kafka_log_cb);
     rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);

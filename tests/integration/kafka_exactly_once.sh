@@ -78,7 +78,7 @@ run() { # set, extra -X...
   local set=$1; shift
   "$vectord" -X kafka.bootstrap.servers="$bootstrap" -X store.url="$(store_url "$set")" \
     -X store.retries=1 -X checkpoint.retry.backoff.max.ms=2000 \
-    -X group.id="eo-$set" -X group.instance.id="eo-$set-w" -X kafka.session.timeout.ms=6000 -X http.listen=127.0.0.1:0 \
+    -X group.id="eo-$set" -X group.instance.id="eo-$set-w" -X kafka.consumer.session.timeout.ms=6000 -X http.listen=127.0.0.1:0 \
     -X topic.commands="eo.$set.commands" -X topic.search="eo.$set.search" \
     -X topic.dlq="eo.$set.dlq" -X checkpoint.max.pending=7 -X checkpoint.interval.ms=1500 \
     "$@" >>"vectord-$set.out" 2>>"vectord-$set.log" &

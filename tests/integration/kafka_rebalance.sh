@@ -39,8 +39,8 @@ want=$((5000 - 200))
 
 worker() { # name set
   "$vectord" -X kafka.bootstrap.servers="$bootstrap" -X store.url="file://$work/store-$2" \
-    -X group.id="rb-$2" -X group.instance.id="$1" -X kafka.session.timeout.ms=6000 \
-    -X kafka.heartbeat.interval.ms=500 -X http.listen=127.0.0.1:0 \
+    -X group.id="rb-$2" -X group.instance.id="$1" -X kafka.consumer.session.timeout.ms=6000 \
+    -X kafka.consumer.heartbeat.interval.ms=500 -X http.listen=127.0.0.1:0 \
     -X topic.commands="rb.$2.commands" -X topic.search="rb.$2.search" -X topic.dlq="rb.$2.dlq" \
     -X checkpoint.max.pending=5 -X checkpoint.interval.ms=1000 -X search.ready.timeout.ms=3000 \
     >>"w-$1.out" 2>>"w-$1.log" &

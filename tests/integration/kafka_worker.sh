@@ -22,7 +22,7 @@ topic vectord.replies --partitions 1
 topic mismatched.search --partitions 2
 
 common=(-X kafka.bootstrap.servers="$bootstrap" -X store.url="file://$work/store"
-        -X kafka.session.timeout.ms=6000 -X http.listen=127.0.0.1:0 -X group.instance.id=w1 -X search.threads=2
+        -X kafka.consumer.session.timeout.ms=6000 -X http.listen=127.0.0.1:0 -X group.instance.id=w1 -X search.threads=2
         -X search.min.offset.timeout.ms=1500)
 if "$vectord" "${common[@]}" -X topic.search=mismatched.search >mismatch.out 2>&1; then
   fail "started with different partition counts"
@@ -101,4 +101,7 @@ grep -q '"length":1,' info4.json || fail "re-created index: $(cat info4.json)"
 ctl --json search again --vector '[3,4]' --k 1 | grep -q '"new"' || fail "re-created index search"
 ! grep -q 'event=partition_refused' vectord.log || fail "a partition was refused after the re-create"
 kill -TERM $pid; wait $pid || fail "final SIGTERM"; pid=""
+# kafka.consumer.session.timeout.ms reached the consumer only: librdkafka
+# did not warn that the producer ignores it.
+! grep -q 'CONFWARN' vectord.log || fail "librdkafka warned about the configuration: $(grep CONFWARN vectord.log)"
 echo "kafka_worker: 1 passed, 0 failed"

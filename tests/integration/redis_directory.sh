@@ -32,7 +32,7 @@ topic vectord.replies --partitions 1
 group=rdgroup
 topics=(-X topic.commands=rd.commands -X topic.search=rd.search -X topic.dlq=rd.dlq -X group.id=$group)
 common=(-X kafka.bootstrap.servers="$bootstrap" -X store.url="file://$work/store" "${topics[@]}"
-        -X worker.id=w1 -X group.instance.id=w1 -X kafka.session.timeout.ms=6000
+        -X worker.id=w1 -X group.instance.id=w1 -X kafka.consumer.session.timeout.ms=6000
         -X http.listen=127.0.0.1:0 -X directory.redis_url="$url"
         -X directory.heartbeat.interval.ms=300 -X directory.ttl.ms=3000
         -X directory.retry.backoff.max.ms=1000 -X checkpoint.interval.ms=1000)

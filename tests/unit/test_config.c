@@ -1,6 +1,7 @@
 /*
  * test_config.c - defaults, precedence, typed validation naming the key,
- * properties files, environment mapping, kafka.* pass-through, dumping.
+ * properties files, environment mapping, kafka.* pass-through, the
+ * kafka.consumer./kafka.producer. prefixes, dumping.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "kafka/kafka.h"
 
 static vd_config *fresh(void)
 {
@@ -164,6 +166,53 @@ static void test_kafka_passthrough_and_dump(void **state)
     vd_config_free(c);
 }
 
+static void conf_value(rd_kafka_conf_t *conf, const char *key, const char *want)
+{
+    char v[256];
+    size_t n = sizeof v;
+    assert_int_equal(rd_kafka_conf_get(conf, key, v, &n), RD_KAFKA_CONF_OK);
+    assert_string_equal(v, want);
+}
+
+/* kafka.X reaches both clients; kafka.consumer.X and kafka.producer.X only
+ * theirs, and win over kafka.X whatever the order they were set in. */
+static void test_kafka_role_prefixes(void **state)
+{
+    (void)state;
+    vd_config *c = fresh();
+    vd_error err;
+    assert_int_equal(vd_config_set_kv(c, "kafka.consumer.session.timeout.ms=7000", "-X", &err), 0);
+    assert_int_equal(vd_config_set_kv(c, "kafka.client.id=both", "-X", &err), 0);
+    assert_int_equal(vd_config_set_kv(c, "kafka.producer.client.id=prod", "-X", &err), 0);
+    assert_int_equal(vd_config_set_kv(c, "kafka.producer.linger.ms=7", "-X", &err), 0);
+    assert_int_equal(vd_config_set_kv(c, "kafka.max.poll.interval.ms=100000", "-X", &err), 0);
+    assert_int_equal(vd_config_set_kv(c, "kafka.consumer.max.poll.interval.ms=200000", "-X", &err),
+                     0);
+    const char *defaults[] = {"linger.ms", "1", NULL};
+    rd_kafka_conf_t *cc, *pc;
+    assert_int_equal(vd_kafka_conf(c, VD_KAFKA_CONSUMER, defaults, NULL, &cc, &err), VD_OK);
+    assert_int_equal(vd_kafka_conf(c, VD_KAFKA_PRODUCER, defaults, NULL, &pc, &err), VD_OK);
+    conf_value(cc, "session.timeout.ms", "7000");
+    conf_value(pc, "session.timeout.ms", "45000"); /* librdkafka's default: not given */
+    conf_value(cc, "client.id", "both");
+    conf_value(pc, "client.id", "prod");
+    conf_value(cc, "linger.ms", "1");
+    conf_value(pc, "linger.ms", "7");
+    conf_value(cc, "max.poll.interval.ms", "200000");
+    assert_string_equal(vd_kafka_conf_get(c, VD_KAFKA_CONSUMER, "max.poll.interval.ms"), "200000");
+    assert_string_equal(vd_kafka_conf_get(c, VD_KAFKA_PRODUCER, "max.poll.interval.ms"), "100000");
+    assert_null(vd_kafka_conf_get(c, VD_KAFKA_CONSUMER, "linger.ms"));
+    rd_kafka_conf_destroy(cc);
+    rd_kafka_conf_destroy(pc);
+    /* A bad value names the key with its prefix. */
+    assert_int_equal(vd_config_set_kv(c, "kafka.consumer.session.timeout.ms=soon", "-X", &err), 0);
+    assert_int_equal(vd_kafka_conf(c, VD_KAFKA_CONSUMER, NULL, NULL, &cc, &err), VD_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "kafka.consumer.session.timeout.ms"));
+    assert_int_equal(vd_kafka_conf(c, VD_KAFKA_PRODUCER, NULL, NULL, &pc, &err), VD_OK);
+    rd_kafka_conf_destroy(pc);
+    vd_config_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -171,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_errors_name_the_key),
         cmocka_unit_test(test_file_env_x_precedence),
         cmocka_unit_test(test_kafka_passthrough_and_dump),
+        cmocka_unit_test(test_kafka_role_prefixes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
