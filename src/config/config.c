@@ -433,7 +433,7 @@ const char *vd_config_kafka(const vd_config *c, const char *key)
 static int secret(const char *key)
 {
     return strstr(key, "password") || strstr(key, "secret") || strstr(key, "token") ||
-           strncmp(key, "sasl.", 5) == 0 || strstr(key, "key.pem");
+           strncmp(key, "sasl.", 5) == 0 || strstr(key, ".sasl.") || strstr(key, "key.pem");
 }
 
 /* Prints a URL with any user:password@ part masked. */

@@ -145,9 +145,10 @@ static void test_kafka_passthrough_and_dump(void **state)
     assert_int_equal(vd_config_set_kv(c, "kafka.sasl.password=hunter2", "-X", &err), 0);
     assert_int_equal(vd_config_set_kv(c, "kafka.security.protocol=SSL", "-X", &err), 0);
     assert_int_equal(vd_config_set_kv(c, "directory.redis_url=redis://u:pw@h:1/0", "-X", &err), 0);
+    assert_int_equal(vd_config_set_kv(c, "kafka.consumer.sasl.username=alice", "-X", &err), 0);
     seen s = {0};
     assert_int_equal(vd_config_each_kafka(c, collect, &s, &err), VD_OK);
-    assert_int_equal(s.n, 2);
+    assert_int_equal(s.n, 3);
     assert_string_equal(s.keys[0], "security.protocol");
     assert_string_equal(vd_config_kafka(c, "security.protocol"), "SSL");
     char *buf = NULL;
@@ -157,6 +158,7 @@ static void test_kafka_passthrough_and_dump(void **state)
     fclose(out);
     assert_non_null(strstr(buf, "kafka.security.protocol=SSL"));
     assert_non_null(strstr(buf, "kafka.sasl.password=********"));
+    assert_non_null(strstr(buf, "kafka.consumer.sasl.username=********"));
     assert_null(strstr(buf, "hunter2"));
     assert_null(strstr(buf, "u:pw"));
     assert_non_null(strstr(buf, "directory.redis_url=redis://********@h:1/0"));
