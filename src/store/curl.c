@@ -287,9 +287,11 @@ vd_err vd_curl_do(vd_curl *h, const vd_curl_request *rq, vd_curl_response *resp,
     return VD_OK;
 }
 
-void vd_curl_store_request(const vd_curl_store *s, vd_curl_request *rq, const char **hdrs,
-                           const char *method, const char *url, const char *what, const void *body,
-                           size_t len)
+/* Fills *rq for a request of s: its headers, and a Content-Type when there
+ * is a body. hdrs needs room for 5 entries and must outlive *rq. */
+static void store_request(const vd_curl_store *s, vd_curl_request *rq, const char **hdrs,
+                          const char *method, const char *url, const char *what, const void *body,
+                          size_t len)
 {
     size_t nh = 0;
     for (size_t i = 0; i < 3 && s->headers[i]; i++) hdrs[nh++] = s->headers[i];
@@ -306,6 +308,29 @@ void vd_curl_store_request(const vd_curl_store *s, vd_curl_request *rq, const ch
                             .password = s->password};
 }
 
+/* One request of s to url (freed here). */
+static vd_err send_request(const vd_curl_store *s, const char *method, char *url, const char *what,
+                           const void *body, size_t len, vd_curl_response *resp, vd_error *err)
+{
+    const char *hdrs[5];
+    vd_curl_request rq;
+    store_request(s, &rq, hdrs, method, url, what, body, len);
+    vd_err rc = vd_curl_do(s->http, &rq, resp, err);
+    free(url);
+    return rc;
+}
+
+vd_err vd_curl_store_get_page(const vd_curl_store *s, char *url, const char *what,
+                              vd_curl_response *resp, vd_error *err)
+{
+    vd_err rc = send_request(s, "GET", url, what, NULL, 0, resp, err);
+    if (rc || resp->status == 200) return rc;
+    rc = s->status(what, resp, err);
+    free(resp->body);
+    resp->body = NULL;
+    return rc;
+}
+
 /* PUT body, GET into *out (malloc'd), or DELETE of key. */
 static vd_err object(vd_curl_store *s, const char *method, const char *key, const void *body,
                      size_t len, uint8_t **out, size_t *out_len, vd_error *err)
@@ -313,12 +338,8 @@ static vd_err object(vd_curl_store *s, const char *method, const char *key, cons
     char *url = s->object_url(s, key), what[300];
     if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
     snprintf(what, sizeof what, "%s %s %s%s", s->name, method, s->shown_prefix, key);
-    const char *hdrs[5];
-    vd_curl_request rq;
-    vd_curl_store_request(s, &rq, hdrs, method, url, what, body, len);
     vd_curl_response resp;
-    vd_err rc = vd_curl_do(s->http, &rq, &resp, err);
-    free(url);
+    vd_err rc = send_request(s, method, url, what, body, len, &resp, err);
     if (rc) return rc;
     if (resp.status / 100 == 2 && (!out || resp.status == 200)) {
         if (out) {

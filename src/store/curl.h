@@ -78,11 +78,11 @@ typedef struct vd_curl_store {
     vd_curl_status_fn status;
 } vd_curl_store;
 
-/* Fills *rq for a request of s: its headers, and a Content-Type when there
- * is a body. hdrs needs room for 5 entries and must outlive *rq. */
-void vd_curl_store_request(const vd_curl_store *s, vd_curl_request *rq, const char **hdrs,
-                           const char *method, const char *url, const char *what, const void *body,
-                           size_t len);
+/* GET of url (malloc'd, freed here) for one page of a listing: VD_OK with
+ * *resp a 200 answer whose body the caller frees; any other answer goes
+ * through s->status. */
+vd_err vd_curl_store_get_page(const vd_curl_store *s, char *url, const char *what,
+                              vd_curl_response *resp, vd_error *err);
 
 vd_err vd_curl_store_put(vd_store *st, const char *key, const void *buf, size_t len, vd_error *err);
 vd_err vd_curl_store_get(vd_store *st, const char *key, uint8_t **buf, size_t *len, vd_error *err);

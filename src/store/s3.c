@@ -209,16 +209,8 @@ static vd_err s3_list(vd_store *st, const char *prefix, char ***keys, size_t *n,
             break;
         }
         vd_curl_response resp;
-        const char *hdrs[5];
-        vd_curl_request rq;
-        vd_curl_store_request(&s->c, &rq, hdrs, "GET", url, what, NULL, 0);
-        rc = vd_curl_do(s->c.http, &rq, &resp, err);
-        free(url);
-        if (rc) break;
-        if (resp.status != 200)
-            rc = status_error(what, &resp, err);
-        else
-            rc = parse_page(s, what, &resp, &l, &token, err);
+        if ((rc = vd_curl_store_get_page(&s->c, url, what, &resp, err))) break;
+        rc = parse_page(s, what, &resp, &l, &token, err);
         free(resp.body);
         if (!rc && token && prev && strcmp(token, prev) == 0)
             rc = vd_error_set(err, VD_ERR_DECODE, "%s: the server repeats its continuation token",

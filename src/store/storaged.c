@@ -120,16 +120,8 @@ static vd_err sd_list(vd_store *st, const char *prefix, char ***keys, size_t *n,
             break;
         }
         vd_curl_response resp;
-        const char *hdrs[5];
-        vd_curl_request rq;
-        vd_curl_store_request(&s->c, &rq, hdrs, "GET", url, what, NULL, 0);
-        rc = vd_curl_do(s->c.http, &rq, &resp, err);
-        free(url);
-        if (rc) break;
-        if (resp.status != 200)
-            rc = status_error(what, &resp, err);
-        else
-            rc = parse_page(what, &resp, prefix, after, &l, &after, err);
+        if ((rc = vd_curl_store_get_page(&s->c, url, what, &resp, err))) break;
+        rc = parse_page(what, &resp, prefix, after, &l, &after, err);
         free(resp.body);
     } while (!rc && after);
     if (rc) {
