@@ -653,6 +653,10 @@ static void ck_write(vd_worker *w, task *t)
         free(f->buf); /* the file is in the store, or will be written again */
         f->buf = NULL;
     }
+    /* The group may have moved on while this job waited its turn: a zombie
+     * must not write the manifest, nor delete files the new owner uses. */
+    if (!rc && rd_kafka_assignment_lost(w->consumer))
+        rc = vd_error_set(&j->err, VD_ERR_UNAVAILABLE, "assignment lost: not writing");
     if (!rc) rc = vd_store_put(w->store, j->mkey, j->manifest, j->mlen, &j->err);
     for (size_t i = 0; !rc && i < j->ndropped; i++) {
         char *key = vd_store_index_key(j->dropped[i], strlen(j->dropped[i]));
@@ -1028,6 +1032,7 @@ static void ld_load(vd_worker *w, task *t)
         vd_error_set(err, VD_ERR_UNAVAILABLE, "watermarks: %s", rd_kafka_err2str(ke));
         return;
     }
+    if (st_cancelled(w, t)) return;
     char *key = vd_manifest_key(w->t_cmd, j->id);
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -1096,8 +1101,9 @@ static void ld_load(vd_worker *w, task *t)
         LOG(w, VD_LOG_INFO, "partition_loaded", VD_LI("partition", j->id), VD_LI("indexes", mf.n),
             VD_LI("manifest_offset", mf.offset), VD_LI("start", j->start),
             VD_LD("seconds", now_s() - j->t0));
-    } else if (rc == VD_ERR_IO || rc == VD_ERR_TIMEOUT) {
-        /* The store, not the data: keep the partition and try again. */
+    } else if (rc == VD_ERR_IO || rc == VD_ERR_TIMEOUT || rc == VD_ERR_NOMEM) {
+        /* The store or the moment, not the data: keep the partition and
+         * try again. */
         j->result = LOAD_AGAIN;
     } else {
         j->result = LOAD_REFUSED;
@@ -1111,6 +1117,7 @@ static void ld_submit(vd_worker *w, part *p)
 {
     ldjob *j = calloc(1, sizeof *j);
     if (!j) {
+        p->load_again = 1;
         load_failed(w, p, "out of memory");
         return;
     }
@@ -1251,13 +1258,15 @@ static void on_assign(vd_worker *w, rd_kafka_topic_partition_list_t *parts)
          * its END lookup is in flight by looking END up again afterwards,
          * which moves the partition past the commands it was sent back to
          * (seen in store_faults: a command skipped). Without the watermark,
-         * the committed offset; END only when there is neither. */
+         * the committed offset, else 0: still concrete. (Paused, nothing is
+         * fetched there; an out-of-range error meanwhile is ignored while
+         * the partition loads.) */
         int64_t lo, hi;
         if (rd_kafka_query_watermark_offsets(w->producer, w->t_cmd, p->id, &lo, &hi, 10000) ==
             RD_KAFKA_RESP_ERR_NO_ERROR)
             tp->offset = hi;
         else
-            tp->offset = p->assigned_committed >= 0 ? p->assigned_committed : RD_KAFKA_OFFSET_END;
+            tp->offset = p->assigned_committed >= 0 ? p->assigned_committed : 0;
     }
     rd_kafka_assign(w->consumer, parts);
     /* Nothing is fetched until the partition is loaded and moved to its
@@ -1994,7 +2003,11 @@ static void handle_message(vd_worker *w, rd_kafka_message_t *m)
             strcmp(rd_kafka_topic_name(m->rkt), w->t_cmd) == 0 && m->partition >= 0 &&
             m->partition < w->nparts &&
             (w->parts[m->partition].state == P_REPLAYING ||
-             w->parts[m->partition].state == P_READY)) {
+             w->parts[m->partition].state == P_READY) &&
+            m->offset == w->parts[m->partition].applied + 1) {
+            /* (Only for the offset the partition needs next: an error left
+             * from the placeholder offset it was assigned at while loading
+             * is not about its log.) */
             /* Invariant 5: the log no longer holds what the checkpoints need. */
             part *p = &w->parts[m->partition];
             pthread_mutex_lock(&p->mu);
@@ -2053,6 +2066,8 @@ vd_err vd_worker_run(vd_worker *w, volatile sig_atomic_t *stop, vd_error *err)
     for (int i = 0; w->threads && i < w->nthreads; i++) pthread_join(w->threads[i], NULL);
     w->nthreads = 0;
     vd_err rc = VD_OK;
+    /* Loads first: the checkpoints below must not queue behind them. */
+    for (int32_t i = 0; i < w->nparts; i++) ld_cancel(w, &w->parts[i]);
     for (int32_t i = 0; i < w->nparts; i++)
         if (checkpoint(w, &w->parts[i], "shutdown", err)) rc = err ? err->code : VD_ERR_IO;
     directory_tick(w, 1); /* the directory's last write has the final offsets */
@@ -2077,10 +2092,8 @@ void vd_worker_free(vd_worker *w)
         for (int i = 0; w->threads && i < w->nthreads; i++) pthread_join(w->threads[i], NULL);
     }
     free(w->threads);
-    for (int32_t i = 0; w->parts && i < w->nparts; i++) {
-        ck_discard(w, &w->parts[i]);
-        ld_cancel(w, &w->parts[i]);
-    }
+    for (int32_t i = 0; w->parts && i < w->nparts; i++) ld_cancel(w, &w->parts[i]);
+    for (int32_t i = 0; w->parts && i < w->nparts; i++) ck_discard(w, &w->parts[i]);
     if (w->st_running) {
         pthread_mutex_lock(&w->st_mu);
         w->st_stop = 1;
