@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script):
-#   1. installs the Debian packages it needs (scripts/setup-deps.sh);
+#   1. installs the Debian packages it needs (scripts/setup-deps.sh) and
+#      fetches the Kafka and s3proxy jars;
 #   2. Release build with warnings as errors, every CTest test;
 #   3. Debug build under AddressSanitizer + UndefinedBehaviorSanitizer,
 #      every CTest test again but the three longest Kafka scenarios
@@ -11,6 +12,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
+# The Kafka and s3proxy jars, once, before any test: on a fresh machine two
+# tests would otherwise fetch them at the same moment, and Maven's local
+# repository is not safe for two processes at once.
+deploy/kafka/kafka.sh fetch
+deploy/s3/s3proxy.sh fetch
 jobs=$(nproc)
 
 run_suite() { # name, ctest args, cmake args...

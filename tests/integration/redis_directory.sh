@@ -121,7 +121,8 @@ dlq_has_two() {
 wait_for "two wrong_partition records in the DLQ" dlq_has_two
 grep '"error-code":"wrong_partition"' dlq.jsonl | grep -q "\"source-partition\":\"$other\"" ||
   fail "DLQ record: $(cat dlq.jsonl)"
-metrics | grep -q 'vectord_commands_rejected_by_code_total{code="wrong_partition"} 2' ||
+metrics >m1.txt || fail "metrics"
+grep -q 'vectord_commands_rejected_by_code_total{code="wrong_partition"} 2' m1.txt ||
   fail "wrong_partition metric"
 ctl --json info docs | grep -q '"length":20' || fail "the misrouted add was applied"
 
@@ -160,7 +161,8 @@ PY
 wait_for "entries and pins back after the restart" back
 hb_back() { [[ $(rcli exists "vectord:$group:worker:w1") == 1 ]]; }
 wait_for "the heartbeat back" hb_back
-metrics | grep -q '^vectord_directory_up 1' || fail "directory_up gauge after the restart"
+metrics >m3.txt || fail "metrics"
+grep -q '^vectord_directory_up 1' m3.txt || fail "directory_up gauge after the restart"
 
 # drop: entry and pin go.
 ctl drop fresh >/dev/null || fail "drop fresh"

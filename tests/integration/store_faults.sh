@@ -51,6 +51,7 @@ storaged_up() {
 }
 worker() { # instance, extra -X...
   local id=$1; shift
+  : >>"vectord-$id.log" # exists before http_port reads it
   VECTORD_STORE_TOKEN=$token "$vectord" -X kafka.bootstrap.servers="$bootstrap" \
     -X store.url="http://127.0.0.1:$sport" "${topics[@]}" -X group.instance.id=$id \
     -X http.listen=127.0.0.1:0 -X checkpoint.interval.ms=500 -X checkpoint.max.pending=1000000 \
@@ -88,7 +89,9 @@ wait_for() { # seconds command... : until the command succeeds
   return 1
 }
 logged() { # instance pattern: the worker logged it since its (re)start
-  tail -n +$((log_from + 1)) "vectord-$1.log" | grep -q "$2"
+  # grep reads everything (no -q): with pipefail, tail must not die of
+  # SIGPIPE when the match comes early.
+  tail -n +$((log_from + 1)) "vectord-$1.log" | grep -- "$2" >/dev/null
 }
 committed_is() { [[ $(metric vectord_partition_committed_offset) == "$1" ]]; }
 length_is() { [[ $(length) == "$1" ]]; }
@@ -127,9 +130,9 @@ outage() { # phase name; the store is failing when this runs
 # 1. storaged answers 500.
 echo 500 >"$work/fail"
 outage "500s" 101 200 3
-grep 'event=checkpoint_failed' vectord-f1.log | grep -q 'HTTP 500' ||
+grep 'event=checkpoint_failed' vectord-f1.log | grep 'HTTP 500' >/dev/null ||
   fail "500s: checkpoint_failed does not name the status"
-grep 'event=checkpoint_failed' vectord-f1.log | grep -q '_vectors/f.lhv1' ||
+grep 'event=checkpoint_failed' vectord-f1.log | grep '_vectors/f.lhv1' >/dev/null ||
   fail "500s: checkpoint_failed does not name the key"
 ! grep -q "$token" vectord-f1.log vectord-f1.out || fail "the token appears in the logs"
 rm "$work/fail"
@@ -138,7 +141,7 @@ wait_for 20 committed_is 5 || fail "500s: commit did not move after recovery"
 # 2. storaged unreachable.
 kill $spid; wait $spid 2>/dev/null || true; spid=""
 outage "unreachable" 201 300 5
-grep 'event=checkpoint_failed' vectord-f1.log | grep -q "connect" ||
+grep 'event=checkpoint_failed' vectord-f1.log | grep "connect" >/dev/null ||
   fail "unreachable: checkpoint_failed does not say so"
 storaged_up
 wait_for 20 committed_is 7 || fail "unreachable: commit did not move after recovery"
@@ -174,7 +177,7 @@ grep -q unavailable err.txt || fail "restart: search error: $(cat err.txt)"
 rm "$work/fail"
 worker f2; pid2=$!   # its join revokes and reassigns before f1's next attempt (30 s)
 wait_for 25 length_is 350 || fail "restart: not loaded and fetched after the rebalance"
-tail -n +$((log_from + 1)) vectord-f1.log | grep -q 'event=revoked' || fail "restart: no rebalance seen"
+logged f1 'event=revoked' || fail "restart: no rebalance seen"
 ctl --json search f --vector '[350,1,2,3]' --k 1 | grep -q '"v350"' || fail "restart: search"
 items 351 360 >d.ndjson
 ctl add f d.ndjson --batch 10 >/dev/null || fail "add after the rebalance"
