@@ -187,7 +187,12 @@ try:
                b"unknown_op" in value(r) for r in acked):
         failures.append("the unknown-op command asked for a reply and got no error ack")
     # Everything around the bad records was applied; the worker still serves.
-    info = json.loads(run(*ctl, "--json", "info", "m").stdout)
+    # (Polled: the last valid adds may still be on their way.)
+    for _ in range(100):
+        info = json.loads(run(*ctl, "--json", "info", "m").stdout)
+        if info.get("length") == good:
+            break
+        time.sleep(0.1)
     if info.get("length") != good:
         failures.append(f"index m has {info.get('length')} items, want the {good} valid ones")
     r = subprocess.run([*ctl, "search", "m", "--vector", "[1,2,3,4]", "--k", "5000"],

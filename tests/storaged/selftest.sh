@@ -27,7 +27,7 @@ start() {
   python3 "$here/storaged.py" --root "$work/root" --port 0 --port-file "$work/port" \
     --fail-file "$work/fail" ${base:+--base "$base"} "$@" 2>>server.log &
   srv_pid=$!
-  for _ in $(seq 100); do [[ -s port ]] && break; sleep 0.05; done
+  for _ in $(seq 400); do [[ -s port ]] && break; sleep 0.05; done
   [[ -s port ]] || fail "server wrote no port file"
   port=$(cat port)
   url="http://127.0.0.1:$port${base:-}/storage"
@@ -169,7 +169,8 @@ ok "$n GETs and listings during 3 PUTs of 64 MiB: always a whole old or new obje
 
 # An aborted upload leaves the old object and no temp file.
 curl -s -o /dev/null -m 1 --limit-rate 10M -T B.bin "$url/$(esc swap/obj)" || true
-sleep 0.5
+# The server notices the abort when its read fails: give it up to 10 s.
+for _ in $(seq 100); do [[ -z $(find root -name 't*') ]] && break; sleep 0.1; done
 curl -sf -o r.bin "$url/$(esc swap/obj)" && [[ $(sha256sum <r.bin) == "$sb" ]] || fail "object changed by an aborted PUT"
 [[ -z $(find root -name 't*') ]] || fail "temp files left: $(find root -name 't*')"
 ok "aborted PUT: old object kept, no temp file"
