@@ -5,8 +5,13 @@
  * object needs no hashing pass, and it is covered by the LHV1 checksum.
  *
  * Where things come from (docs/stores.md):
- *   credentials  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
- *   region       store.s3.region, AWS_REGION, AWS_DEFAULT_REGION, us-east-1
+ *   credentials  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN;
+ *                else profile AWS_PROFILE (default "default") of the shared
+ *                credentials file (AWS_SHARED_CREDENTIALS_FILE,
+ *                ~/.aws/credentials), then of the config file
+ *                (AWS_CONFIG_FILE, ~/.aws/config)
+ *   region       store.s3.region, AWS_REGION, AWS_DEFAULT_REGION, the
+ *                profile's region in the config file, us-east-1
  *   endpoint     store.s3.endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL,
  *                https://s3.<region>.amazonaws.com
  *   addressing   store.s3.addressing: path (endpoint/bucket/key), virtual
@@ -17,6 +22,8 @@
  * queries are sent with their parameters sorted and strictly encoded for
  * the same reason: what libcurl signs is exactly what goes on the wire.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +52,87 @@ static const char *first(const char *a, const char *b, const char *c)
     if (a && *a) return a;
     if (b && *b) return b;
     return c;
+}
+
+/* ------------------------------------------------------------------ */
+/* The AWS shared files (~/.aws/credentials, ~/.aws/config). */
+
+typedef struct aws_profile {
+    char key_id[256], secret[256], token[4096], region[64];
+    int found; /* the section exists */
+} aws_profile;
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s)) s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1])) s[--n] = 0;
+    return s;
+}
+
+/* The settings of section [name] of an INI-style AWS file into *p (keys
+ * already set are kept: the first file read wins). Returns 0, or -1 when
+ * the file cannot be read (a missing file is no error: 0, nothing found). */
+static int read_aws_file(const char *path, const char *name, aws_profile *p)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return errno == ENOENT ? 0 : -1;
+    char line[8192];
+    int in = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *l = trim(line);
+        if (*l == '#' || *l == ';' || !*l) continue;
+        if (*l == '[') {
+            char *end = strchr(l, ']');
+            if (end) *end = 0;
+            in = strcmp(trim(l + 1), name) == 0;
+            p->found |= in;
+            continue;
+        }
+        char *eq = strchr(l, '=');
+        if (!in || !eq) continue;
+        *eq = 0;
+        char *k = trim(l), *v = trim(eq + 1);
+        struct {
+            const char *key;
+            char *out;
+            size_t cap;
+        } want[] = {{"aws_access_key_id", p->key_id, sizeof p->key_id},
+                    {"aws_secret_access_key", p->secret, sizeof p->secret},
+                    {"aws_session_token", p->token, sizeof p->token},
+                    {"region", p->region, sizeof p->region}};
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+            if (strcmp(k, want[i].key) == 0 && !want[i].out[0])
+                snprintf(want[i].out, want[i].cap, "%s", v);
+    }
+    fclose(f);
+    return 0;
+}
+
+/* Profile name's settings: the credentials file's [name], then the config
+ * file's [profile name] ([default] for "default"). *cred_path gets the
+ * credentials file's path for messages. Returns 0 or -1 (a file that
+ * exists but cannot be read). */
+static int read_aws_profile(const char *name, aws_profile *p, char *cred_path, size_t cap)
+{
+    const char *home = env("HOME");
+    char conf_path[4096], section[300];
+    if (env("AWS_SHARED_CREDENTIALS_FILE"))
+        snprintf(cred_path, cap, "%s", env("AWS_SHARED_CREDENTIALS_FILE"));
+    else
+        snprintf(cred_path, cap, "%s/.aws/credentials", home ? home : "");
+    if (env("AWS_CONFIG_FILE"))
+        snprintf(conf_path, sizeof conf_path, "%s", env("AWS_CONFIG_FILE"));
+    else
+        snprintf(conf_path, sizeof conf_path, "%s/.aws/config", home ? home : "");
+    memset(p, 0, sizeof *p);
+    if ((home || env("AWS_SHARED_CREDENTIALS_FILE")) && read_aws_file(cred_path, name, p)) return -1;
+    if (strcmp(name, "default") == 0)
+        snprintf(section, sizeof section, "default");
+    else
+        snprintf(section, sizeof section, "profile %s", name);
+    if ((home || env("AWS_CONFIG_FILE")) && read_aws_file(conf_path, section, p)) return -1;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -269,27 +357,50 @@ vd_err vd_store_s3_open(vd_store **out, const char *url, const vd_store_options 
                             "store.url: \"%.64s\": expected s3://bucket[/prefix] with a valid "
                             "bucket name (3-63 of a-z 0-9 . -)",
                             url);
+    /* Credentials: the environment, else the profile in the shared files
+     * (read once, at start). */
     const char *ak = env("AWS_ACCESS_KEY_ID"), *sk = env("AWS_SECRET_ACCESS_KEY");
-    if (!ak || !sk)
-        return vd_error_set(err, VD_ERR_CONFIG,
-                            "store.url: \"%.64s\": AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-                            "must be set for an s3:// store",
-                            url);
-    const char *region =
-        first(o->s3_region, env("AWS_REGION"), first(env("AWS_DEFAULT_REGION"), NULL, "us-east-1"));
+    const char *tok = env("AWS_SESSION_TOKEN");
+    const char *profile = first(env("AWS_PROFILE"), NULL, "default");
+    char cred_path[4096];
+    aws_profile *pf = calloc(1, sizeof *pf);
+    if (!pf) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
+    if (read_aws_profile(profile, pf, cred_path, sizeof cred_path)) {
+        vd_error_set(err, VD_ERR_CONFIG, "store.url: AWS profile \"%.64s\": %s: %s", profile,
+                     cred_path, strerror(errno));
+        free(pf);
+        return VD_ERR_CONFIG;
+    }
+    if (!ak || !sk) {
+        if (!pf->key_id[0] || !pf->secret[0]) {
+            vd_error_set(err, VD_ERR_CONFIG,
+                         "store.url: \"%.64s\": no S3 credentials: set AWS_ACCESS_KEY_ID and "
+                         "AWS_SECRET_ACCESS_KEY, or aws_access_key_id and aws_secret_access_key "
+                         "in profile \"%.64s\" of %.200s%s",
+                         url, profile, cred_path,
+                         env("AWS_PROFILE") && !pf->found ? " (no such profile)" : "");
+            free(pf);
+            return VD_ERR_CONFIG;
+        }
+        ak = pf->key_id;
+        sk = pf->secret;
+        tok = pf->token[0] ? pf->token : NULL;
+    }
+    const char *region = first(o->s3_region, env("AWS_REGION"),
+                               first(env("AWS_DEFAULT_REGION"), pf->region, "us-east-1"));
     const char *endpoint =
         first(o->s3_endpoint, env("AWS_ENDPOINT_URL_S3"), env("AWS_ENDPOINT_URL"));
     const char *addressing = o->s3_addressing && *o->s3_addressing ? o->s3_addressing : "auto";
     int path_style = strcmp(addressing, "path") == 0 ||
                      (strcmp(addressing, "auto") == 0 && (endpoint || memchr(b, '.', blen)));
     if (endpoint && strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0)
-        return vd_error_set(err, VD_ERR_CONFIG,
+        return free(pf), vd_error_set(err, VD_ERR_CONFIG,
                             "store.s3.endpoint: \"%.64s\": expected http(s)://host[:port]",
                             endpoint);
     if (endpoint) {
         const char *h = strstr(endpoint, "://") + 3, *sl = strchr(h, '/'), *at = strchr(h, '@');
         if (at && (!sl || at < sl))
-            return vd_error_set(err, VD_ERR_CONFIG,
+            return free(pf), vd_error_set(err, VD_ERR_CONFIG,
                                 "store.s3.endpoint: user info in the URL is not supported; "
                                 "credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY");
     }
@@ -302,13 +413,13 @@ vd_err vd_store_s3_open(vd_store **out, const char *url, const vd_store_options 
         size_t pl = strlen(pre);
         while (pl && pre[pl - 1] == '/') pre[--pl] = 0;
         if (!vd_store_key_valid(pre))
-            return vd_error_set(err, VD_ERR_CONFIG,
+            return free(pf), vd_error_set(err, VD_ERR_CONFIG,
                                 "store.url: \"%.64s\": the prefix must be '/'-separated names "
                                 "without empty, \".\" or \"..\" segments",
                                 url);
     }
     s3 *s = calloc(1, sizeof *s);
-    if (!s) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
+    if (!s) return free(pf), vd_error_set(err, VD_ERR_NOMEM, "out of memory");
     s->c.base.ops = &s3_ops;
     s->c.name = "s3";
     s->c.object_url = object_url;
@@ -339,10 +450,10 @@ vd_err vd_store_s3_open(vd_store **out, const char *url, const vd_store_options 
         s->prefix = NULL, bad = 1;
     if (!bad && asprintf(&s->sigv4, "aws:amz:%s:s3", region) < 0) s->sigv4 = NULL, bad = 1;
     if (!bad) bad = !(s->access_key = strdup(ak)) || !(s->secret_key = strdup(sk));
-    const char *tok = env("AWS_SESSION_TOKEN");
     if (!bad && tok && asprintf(&s->token_hdr, "x-amz-security-token: %s", tok) < 0)
         s->token_hdr = NULL, bad = 1;
     if (!bad) bad = !(s->c.base.url = strdup(url));
+    free(pf); /* ak, sk, tok, region are copied by now */
     if (bad) {
         s3_close(&s->c.base);
         return vd_error_set(err, VD_ERR_NOMEM, "out of memory");

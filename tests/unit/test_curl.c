@@ -293,12 +293,95 @@ static void test_s3_open_checks(void **state)
     vd_store_close(st);
 }
 
+/* Writes text to a new temporary file; returns its path (static buffer
+ * per call site: pass one). */
+static void temp_file(char *path, const char *text)
+{
+    strcpy(path, "/tmp/vd-aws-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+/* Without AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY the credentials come from
+ * profile AWS_PROFILE of the shared credentials file (token included), the
+ * region from the config file; the environment still wins; a missing
+ * profile is refused naming it and the file, never printing a secret. */
+static void test_s3_shared_files(void **state)
+{
+    (void)state;
+    char cred[64], conf[64];
+    temp_file(cred, "# comment\n[default]\naws_access_key_id = AKIDDEFAULT\n"
+                    "aws_secret_access_key = default-secret\n\n[prod]\n"
+                    "aws_access_key_id=AKIDPROD\naws_secret_access_key=prod-secret\n"
+                    "aws_session_token = TOKPROD\n");
+    temp_file(conf, "[default]\nregion = us-west-2\n[profile prod]\nregion = eu-west-3\n");
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    unsetenv("AWS_SESSION_TOKEN");
+    unsetenv("AWS_REGION");
+    unsetenv("AWS_DEFAULT_REGION");
+    setenv("AWS_SHARED_CREDENTIALS_FILE", cred, 1);
+    setenv("AWS_CONFIG_FILE", conf, 1);
+    setenv("AWS_PROFILE", "prod", 1);
+    const char *ok[] = {"200 OK\nhello", "200 OK\nhello"};
+    server *s = server_start(ok, 2);
+    char ep[64];
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", s->port);
+    vd_store_options o;
+    vd_store_options_init(&o);
+    o.s3_endpoint = ep;
+    vd_store *st = NULL;
+    vd_error err;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(vd_store_open(&st, "s3://bucket/pre", &o, &err), VD_OK);
+    assert_int_equal(vd_store_get(st, "k", &buf, &len, &err), VD_OK);
+    free(buf);
+    vd_store_close(st);
+    /* The environment wins over the files. */
+    setenv("AWS_ACCESS_KEY_ID", "AKIDENV", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "env-secret", 1);
+    assert_int_equal(vd_store_open(&st, "s3://bucket/pre", &o, &err), VD_OK);
+    assert_int_equal(vd_store_get(st, "k", &buf, &len, &err), VD_OK);
+    free(buf);
+    vd_store_close(st);
+    char heads[2][2048];
+    memcpy(heads, s->heads, sizeof heads);
+    assert_int_equal(server_stop(s), 2);
+    assert_non_null(strstr(heads[0], "Credential=AKIDPROD/"));
+    assert_non_null(strstr(heads[0], "/eu-west-3/s3/aws4_request"));
+    assert_non_null(strstr(heads[0], "x-amz-security-token: TOKPROD"));
+    assert_null(strstr(heads[0], "prod-secret"));
+    assert_non_null(strstr(heads[1], "Credential=AKIDENV/"));
+    assert_null(strstr(heads[1], "x-amz-security-token"));
+    /* A profile that is not there. */
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    setenv("AWS_PROFILE", "staging", 1);
+    assert_int_equal(vd_store_open(&st, "s3://bucket/pre", &o, &err), VD_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "\"staging\""));
+    assert_non_null(strstr(err.msg, cred));
+    assert_non_null(strstr(err.msg, "no such profile"));
+    assert_non_null(strstr(err.msg, "AWS_ACCESS_KEY_ID"));
+    assert_null(strstr(err.msg, "secret-"));
+    /* No AWS_PROFILE: [default]. */
+    unsetenv("AWS_PROFILE");
+    assert_int_equal(vd_store_open(&st, "s3://bucket/pre", &o, &err), VD_OK);
+    vd_store_close(st);
+    unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+    unsetenv("AWS_CONFIG_FILE");
+    unlink(cred);
+    unlink(conf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retries),          cmocka_unit_test(test_storaged_wire),
         cmocka_unit_test(test_endless_listings), cmocka_unit_test(test_odd_answers),
-        cmocka_unit_test(test_s3_open_checks),
+        cmocka_unit_test(test_s3_open_checks),    cmocka_unit_test(test_s3_shared_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

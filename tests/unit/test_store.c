@@ -369,12 +369,27 @@ static void test_open_errors(void **state)
     assert_int_equal(vd_store_open(&s, "http://user:pw@host/", NULL, &err), VD_ERR_CONFIG);
     assert_null(strstr(err.msg, "pw@"));
     assert_int_equal(vd_store_open(&s, "http://", NULL, &err), VD_ERR_CONFIG);
-    char *ak = getenv("AWS_ACCESS_KEY_ID") ? strdup(getenv("AWS_ACCESS_KEY_ID")) : NULL;
-    unsetenv("AWS_ACCESS_KEY_ID");
+    /* No credentials anywhere: neither in the environment nor in a profile
+     * (the conformance run against S3 sets both ways; put them back). */
+    const char *vars[] = {"AWS_ACCESS_KEY_ID", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"};
+    char *saved[3];
+    for (int i = 0; i < 3; i++) {
+        saved[i] = getenv(vars[i]) ? strdup(getenv(vars[i])) : NULL;
+        if (i == 0)
+            unsetenv(vars[i]);
+        else
+            setenv(vars[i], "/nonexistent/vd-aws", 1);
+    }
     assert_int_equal(vd_store_open(&s, "s3://bucket/p", NULL, &err), VD_ERR_CONFIG);
     assert_non_null(strstr(err.msg, "AWS_ACCESS_KEY_ID"));
-    if (ak) setenv("AWS_ACCESS_KEY_ID", ak, 1);
-    free(ak);
+    assert_non_null(strstr(err.msg, "/nonexistent/vd-aws"));
+    for (int i = 0; i < 3; i++) {
+        if (saved[i])
+            setenv(vars[i], saved[i], 1);
+        else
+            unsetenv(vars[i]);
+        free(saved[i]);
+    }
     assert_null(s);
 }
 
