@@ -210,14 +210,10 @@ static vd_err file_list(vd_store *s, const char *prefix, char ***keys, size_t *n
 {
     file_store *fs = (file_store *)s;
     vd_store_keylist l = {NULL, 0, 0};
-    if (walk(fs->root, "", prefix, &l, 0)) {
-        vd_store_keys_free(l.k, l.n);
-        return vd_error_set(err, VD_ERR_IO, "store: list %s: %s", prefix, strerror(errno));
-    }
-    vd_store_keylist_sort(&l);
-    *keys = l.k;
-    *n = l.n;
-    return VD_OK;
+    vd_err rc = VD_OK;
+    if (walk(fs->root, "", prefix, &l, 0))
+        rc = vd_error_set(err, VD_ERR_IO, "store: list %s: %s", prefix, strerror(errno));
+    return vd_store_keylist_finish(&l, rc, keys, n);
 }
 
 static void file_close(vd_store *s)

@@ -306,14 +306,7 @@ static vd_err s3_list(vd_store *st, const char *prefix, char ***keys, size_t *n,
     } while (!rc && token);
     free(prev);
     free(token);
-    if (rc) {
-        vd_store_keys_free(l.k, l.n);
-        return rc;
-    }
-    vd_store_keylist_sort(&l);
-    *keys = l.k;
-    *n = l.n;
-    return VD_OK;
+    return vd_store_keylist_finish(&l, rc, keys, n);
 }
 
 static void s3_close(vd_store *st)

@@ -124,14 +124,7 @@ static vd_err sd_list(vd_store *st, const char *prefix, char ***keys, size_t *n,
         rc = parse_page(what, &resp, prefix, after, &l, &after, err);
         free(resp.body);
     } while (!rc && after);
-    if (rc) {
-        vd_store_keys_free(l.k, l.n);
-        return rc;
-    }
-    vd_store_keylist_sort(&l);
-    *keys = l.k;
-    *n = l.n;
-    return VD_OK;
+    return vd_store_keylist_finish(&l, rc, keys, n);
 }
 
 static void sd_close(vd_store *st)

@@ -108,18 +108,26 @@ static int key_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-void vd_store_keylist_sort(vd_store_keylist *l)
+vd_err vd_store_keylist_finish(vd_store_keylist *l, vd_err rc, char ***keys, size_t *n)
 {
-    if (l->n < 2) return;
-    qsort(l->k, l->n, sizeof *l->k, key_cmp);
-    size_t w = 1;
-    for (size_t r = 1; r < l->n; r++) {
-        if (strcmp(l->k[r], l->k[w - 1]) == 0)
-            free(l->k[r]);
-        else
-            l->k[w++] = l->k[r];
+    if (rc) {
+        vd_store_keys_free(l->k, l->n);
+        return rc;
     }
-    l->n = w;
+    if (l->n > 1) {
+        qsort(l->k, l->n, sizeof *l->k, key_cmp);
+        size_t w = 1;
+        for (size_t r = 1; r < l->n; r++) {
+            if (strcmp(l->k[r], l->k[w - 1]) == 0)
+                free(l->k[r]);
+            else
+                l->k[w++] = l->k[r];
+        }
+        l->n = w;
+    }
+    *keys = l->k;
+    *n = l->n;
+    return VD_OK;
 }
 
 int vd_store_key_valid(const char *key)

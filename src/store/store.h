@@ -108,8 +108,9 @@ typedef struct vd_store_keylist {
 /* Appends a copy of key[0..len). Returns 0, or -1 when out of memory. */
 int vd_store_keylist_push(vd_store_keylist *l, const char *key, size_t len);
 
-/* Sorts bytewise and drops duplicates. */
-void vd_store_keylist_sort(vd_store_keylist *l);
+/* Ends a listing that got rc: on VD_OK the keys, sorted bytewise without
+ * duplicates, go to *keys and *n; on an error they are freed. Returns rc. */
+vd_err vd_store_keylist_finish(vd_store_keylist *l, vd_err rc, char ***keys, size_t *n);
 
 /* Backend constructors, used by vd_store_open. */
 vd_err vd_store_file_open(vd_store **out, const char *url, const char *root, vd_error *err);
