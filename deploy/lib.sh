@@ -1,5 +1,6 @@
 # deploy/lib.sh - helpers shared by the deploy scripts (kafka.sh, s3proxy.sh,
-# redis.sh). Source it after setting PROG, the name messages start with.
+# redis.sh) and the tests. Source it after setting PROG, the name messages
+# start with.
 
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
@@ -60,4 +61,32 @@ else:
     raise SystemExit("free_port: no free port found")
 print("\n".join(map(str, found)))
 PY
+}
+
+# pid_of PIDFILE MARK: print the pid in PIDFILE when that process is alive
+# and its command line contains MARK (a recycled pid is someone else's).
+pid_of() {
+  local pid
+  [[ -f $1 ]] || return 1
+  pid="$(cat "$1")"
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2" || return 1
+  printf '%s\n' "$pid"
+}
+
+# terminate PID NAME SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL and
+# wait for the exit. Returns 0 when SIGTERM did it, 1 when SIGKILL was needed.
+terminate() {
+  local pid=$1 name=$2 secs=$3
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$(( $(date +%s) + secs ))
+  while kill -0 "$pid" 2>/dev/null && (( $(date +%s) < deadline )); do
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null || return 0
+  log "$name pid $pid ignored SIGTERM for ${secs}s; sending SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  return 1
 }

@@ -229,18 +229,7 @@ parse_opts() {
 pid_file() { printf '%s/kafka.pid' "$DIR"; }
 
 # Prints the broker's pid if the broker of $DIR is running.
-running_pid() {
-  local pf pid
-  pf="$(pid_file)"
-  [[ -f $pf ]] || return 1
-  pid="$(cat "$pf")"
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  # Guard against a recycled pid: it must be our kafka.Kafka for this dir.
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null |
-    grep -qF "kafka.Kafka $DIR/server.properties" || return 1
-  printf '%s\n' "$pid"
-}
+running_pid() { pid_of "$(pid_file)" "kafka.Kafka $DIR/server.properties"; }
 
 bootstrap_of_dir() {
   if [[ -n $BOOTSTRAP ]]; then printf '%s\n' "$BOOTSTRAP"; return; fi
@@ -420,18 +409,8 @@ cmd_stop() {
     return 0
   fi
   t0="$(now_ms)"
-  kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$(( $(date +%s) + ${TIMEOUT:-30} ))
-  while kill -0 "$pid" 2>/dev/null && (( $(date +%s) < deadline )); do
-    sleep 0.1
-  done
   local killed=0
-  if kill -0 "$pid" 2>/dev/null; then
-    log "broker pid $pid ignored SIGTERM for ${TIMEOUT:-30}s; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
-    killed=1
-  fi
+  terminate "$pid" broker "${TIMEOUT:-30}" || killed=1
   # A first run recorded its class archive at exit (see AppCDS above).
   [[ -f $DIR/cds.pending ]] && cds_publish "$(cat "$DIR/cds.pending")" "$killed"
   rm -f "$DIR/kafka.pid" "$DIR/cds.pending"

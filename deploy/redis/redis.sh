@@ -80,14 +80,12 @@ CONF
 stop)
   pid_alive || { log "not running in $dir"; exit 0; }
   pid=$(cat "$dir/redis.pid")
-  kill -TERM "$pid"
-  for ((i = 0; i < timeout * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || { rm -f "$dir/redis.pid"; log "stopped (pid $pid)"; exit 0; }
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
+  if terminate "$pid" redis-server "$timeout"; then
+    log "stopped (pid $pid)"
+  else
+    log "killed (pid $pid) after ${timeout}s"
+  fi
   rm -f "$dir/redis.pid"
-  log "killed (pid $pid) after ${timeout}s"
   ;;
 status)
   if pid_alive; then echo "running: pid $(cat "$dir/redis.pid"), port $(cat "$dir/port")"; exit 0; fi

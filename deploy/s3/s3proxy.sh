@@ -155,18 +155,7 @@ parse_opts() {
 pid_file() { printf '%s/s3proxy.pid' "$DIR"; }
 
 # Prints the server's pid if the s3proxy of $DIR is running.
-running_pid() {
-  local pf pid
-  pf="$(pid_file)"
-  [[ -f $pf ]] || return 1
-  pid="$(cat "$pf")"
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  # Guard against a recycled pid: it must be our s3proxy for this dir.
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null |
-    grep -qF -- "--properties $DIR/s3proxy.conf" || return 1
-  printf '%s\n' "$pid"
-}
+running_pid() { pid_of "$(pid_file)" "--properties $DIR/s3proxy.conf"; }
 
 # Reads key $1 of $DIR/s3proxy.conf.
 conf_get() {
@@ -301,16 +290,7 @@ cmd_stop() {
     return 0
   fi
   t0="$(now_ms)"
-  kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$(( $(date +%s) + ${TIMEOUT:-20} ))
-  while kill -0 "$pid" 2>/dev/null && (( $(date +%s) < deadline )); do
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "s3proxy pid $pid ignored SIGTERM for ${TIMEOUT:-20}s; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
-  fi
+  terminate "$pid" s3proxy "${TIMEOUT:-20}" || true
   rm -f "$DIR/s3proxy.pid" "$DIR/endpoint"
   log "stopped (pid $pid) in $(elapsed "$t0")"
 }
