@@ -126,7 +126,8 @@ static int read_aws_profile(const char *name, aws_profile *p, char *cred_path, s
     else
         snprintf(conf_path, sizeof conf_path, "%s/.aws/config", home ? home : "");
     memset(p, 0, sizeof *p);
-    if ((home || env("AWS_SHARED_CREDENTIALS_FILE")) && read_aws_file(cred_path, name, p)) return -1;
+    if ((home || env("AWS_SHARED_CREDENTIALS_FILE")) && read_aws_file(cred_path, name, p))
+        return -1;
     if (strcmp(name, "default") == 0)
         snprintf(section, sizeof section, "default");
     else
@@ -356,44 +357,38 @@ vd_err vd_store_s3_open(vd_store **out, const char *url, const vd_store_options 
     const char *tok = env("AWS_SESSION_TOKEN");
     const char *profile = first(env("AWS_PROFILE"), NULL, "default");
     char cred_path[4096];
-    aws_profile *pf = calloc(1, sizeof *pf);
-    if (!pf) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
-    if (read_aws_profile(profile, pf, cred_path, sizeof cred_path)) {
-        vd_error_set(err, VD_ERR_CONFIG, "store.url: AWS profile \"%.64s\": %s: %s", profile,
-                     cred_path, strerror(errno));
-        free(pf);
-        return VD_ERR_CONFIG;
-    }
+    aws_profile pf;
+    if (read_aws_profile(profile, &pf, cred_path, sizeof cred_path))
+        return vd_error_set(err, VD_ERR_CONFIG, "store.url: AWS profile \"%.64s\": %s: %s", profile,
+                            cred_path, strerror(errno));
     if (!ak || !sk) {
-        if (!pf->key_id[0] || !pf->secret[0]) {
-            vd_error_set(err, VD_ERR_CONFIG,
-                         "store.url: \"%.64s\": no S3 credentials: set AWS_ACCESS_KEY_ID and "
-                         "AWS_SECRET_ACCESS_KEY, or aws_access_key_id and aws_secret_access_key "
-                         "in profile \"%.64s\" of %.200s%s",
-                         url, profile, cred_path,
-                         env("AWS_PROFILE") && !pf->found ? " (no such profile)" : "");
-            free(pf);
-            return VD_ERR_CONFIG;
-        }
-        ak = pf->key_id;
-        sk = pf->secret;
-        tok = pf->token[0] ? pf->token : NULL;
+        if (!pf.key_id[0] || !pf.secret[0])
+            return vd_error_set(
+                err, VD_ERR_CONFIG,
+                "store.url: \"%.64s\": no S3 credentials: set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, or aws_access_key_id and aws_secret_access_key in profile "
+                "\"%.64s\" of %.200s%s",
+                url, profile, cred_path,
+                env("AWS_PROFILE") && !pf.found ? " (no such profile)" : "");
+        ak = pf.key_id;
+        sk = pf.secret;
+        tok = pf.token[0] ? pf.token : NULL;
     }
     const char *region = first(o->s3_region, env("AWS_REGION"),
-                               first(env("AWS_DEFAULT_REGION"), pf->region, "us-east-1"));
+                               first(env("AWS_DEFAULT_REGION"), pf.region, "us-east-1"));
     const char *endpoint =
         first(o->s3_endpoint, env("AWS_ENDPOINT_URL_S3"), env("AWS_ENDPOINT_URL"));
     const char *addressing = o->s3_addressing && *o->s3_addressing ? o->s3_addressing : "auto";
     int path_style = strcmp(addressing, "path") == 0 ||
                      (strcmp(addressing, "auto") == 0 && (endpoint || memchr(b, '.', blen)));
     if (endpoint && strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0)
-        return free(pf), vd_error_set(err, VD_ERR_CONFIG,
+        return vd_error_set(err, VD_ERR_CONFIG,
                             "store.s3.endpoint: \"%.64s\": expected http(s)://host[:port]",
                             endpoint);
     if (endpoint) {
         const char *h = strstr(endpoint, "://") + 3, *sl = strchr(h, '/'), *at = strchr(h, '@');
         if (at && (!sl || at < sl))
-            return free(pf), vd_error_set(err, VD_ERR_CONFIG,
+            return vd_error_set(err, VD_ERR_CONFIG,
                                 "store.s3.endpoint: user info in the URL is not supported; "
                                 "credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY");
     }
@@ -406,13 +401,13 @@ vd_err vd_store_s3_open(vd_store **out, const char *url, const vd_store_options 
         size_t pl = strlen(pre);
         while (pl && pre[pl - 1] == '/') pre[--pl] = 0;
         if (!vd_store_key_valid(pre))
-            return free(pf), vd_error_set(err, VD_ERR_CONFIG,
+            return vd_error_set(err, VD_ERR_CONFIG,
                                 "store.url: \"%.64s\": the prefix must be '/'-separated names "
                                 "without empty, \".\" or \"..\" segments",
                                 url);
     }
     s3 *s = calloc(1, sizeof *s);
-    if (!s) return free(pf), vd_error_set(err, VD_ERR_NOMEM, "out of memory");
+    if (!s) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
     s->c.base.ops = &s3_ops;
     s->c.name = "s3";
     s->c.object_url = object_url;
@@ -446,7 +441,6 @@ vd_err vd_store_s3_open(vd_store **out, const char *url, const vd_store_options 
     if (!bad && tok && asprintf(&s->token_hdr, "x-amz-security-token: %s", tok) < 0)
         s->token_hdr = NULL, bad = 1;
     if (!bad) bad = !(s->c.base.url = strdup(url));
-    free(pf); /* ak, sk, tok, region are copied by now */
     if (bad) {
         s3_close(&s->c.base);
         return vd_error_set(err, VD_ERR_NOMEM, "out of memory");

@@ -105,11 +105,11 @@ typedef struct ldindex {
 typedef struct ldjob {
     task t; /* first: an ldjob is a task */
     int32_t id;
-    int result;          /* LOAD_OK, LOAD_AGAIN or LOAD_REFUSED */
-    int64_t lo, hi;      /* the commands partition's watermarks */
-    int64_t start;       /* LOAD_OK: from the manifest; RD_KAFKA_OFFSET_STORED: none */
+    int result;     /* LOAD_OK, LOAD_AGAIN or LOAD_REFUSED */
+    int64_t lo, hi; /* the commands partition's watermarks */
+    int64_t start;  /* LOAD_OK: from the manifest; RD_KAFKA_OFFSET_STORED: none */
     int64_t manifest_offset;
-    int rebase;          /* embedded mode: indexes kept, offsets forgotten */
+    int rebase; /* embedded mode: indexes kept, offsets forgotten */
     ldindex *ix;
     size_t n;
     double t0;

@@ -381,7 +381,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retries),          cmocka_unit_test(test_storaged_wire),
         cmocka_unit_test(test_endless_listings), cmocka_unit_test(test_odd_answers),
-        cmocka_unit_test(test_s3_open_checks),    cmocka_unit_test(test_s3_shared_files),
+        cmocka_unit_test(test_s3_open_checks),   cmocka_unit_test(test_s3_shared_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
