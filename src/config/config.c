@@ -60,7 +60,8 @@ static const keydef keys[] = {
      "S3 API endpoint, e.g. http://127.0.0.1:9000 (empty: AWS_ENDPOINT_URL_S3, "
      "AWS_ENDPOINT_URL, else AWS for the region)"},
     {"store.s3.region", T_STR, "", 0, 0, NULL,
-     "S3 signing region (empty: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1)"},
+     "S3 signing region (empty: AWS_REGION, AWS_DEFAULT_REGION, the AWS profile's region, "
+     "else us-east-1)"},
     {"store.s3.addressing", T_ENUM, "auto", 0, 0, "auto|path|virtual",
      "S3 bucket addressing: path-style (endpoint/bucket/key) or virtual-hosted "
      "(bucket.endpoint/key); auto: path-style for a custom endpoint, else virtual"},
