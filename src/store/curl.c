@@ -2,9 +2,10 @@
  * curl.c - the HTTP client of the remote stores (see curl.h).
  *
  * Design note: one easy handle per store, behind a mutex. The worker calls
- * the store from its poll thread only, so the lock is uncontended there;
- * reusing the handle keeps the connection (and TLS session) alive between
- * the many small objects of a checkpoint. curl_easy_reset between requests
+ * the store from its store thread only (checkpoints and loads, one at a
+ * time: src/worker/taskq.h), so the lock is uncontended there; reusing the
+ * handle keeps the connection (and TLS session) alive between the many
+ * small objects of a checkpoint. curl_easy_reset between requests
  * clears options but keeps the connection cache.
  */
 #include "curl.h"

@@ -23,8 +23,8 @@ typedef struct vd_manifest {
     int32_t partition;
     int64_t offset; /* the partition is complete through this offset (-1: nothing yet) */
     char worker[128];
-    char cluster_id[128]; /* Kafka cluster the offsets refer to ("" unknown) */
-    int32_t generation;
+    char cluster_id[128];       /* Kafka cluster the offsets refer to ("" unknown) */
+    int32_t generation;         /* written -1: librdkafka 2.0.2 has no getter for it */
     vd_manifest_entry *entries; /* sorted by name */
     size_t n, cap;
 } vd_manifest;

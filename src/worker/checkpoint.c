@@ -1,0 +1,313 @@
+/*
+ * checkpoint.c - snapshot, write, finish and policy of a partition's
+ * checkpoints (see checkpoint.h and docs/checkpoints.md).
+ */
+#include "worker/checkpoint.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "store/store.h"
+#include "vectord/lhv1.h"
+#include "worker/manifest.h"
+#include "worker/partition.h"
+#include "worker/taskq.h"
+
+/* One index file of a checkpoint in flight. */
+typedef struct ckfile {
+    char *name, *key;
+    uint8_t *buf;
+    size_t len;
+    int64_t offset; /* the file's Kafka offset: the index's last command at the snapshot */
+    int ok;         /* written */
+} ckfile;
+
+/* A checkpoint in flight: what the poll thread snapshotted, written by the
+ * store thread. */
+typedef struct vd_ckjob {
+    vd_task t; /* first: a job is a task */
+    vd_partition *p;
+    const char *why;
+    ckfile *files;
+    size_t nfiles, bytes;
+    char *mkey, *manifest;
+    size_t mlen;
+    char **dropped; /* deleted after the manifest */
+    size_t ndropped;
+    int64_t applied; /* the manifest's offset: commit applied + 1 */
+    size_t pending;  /* commands it makes durable */
+    double t0;
+    vd_err rc;
+    vd_error err;
+} ckjob;
+
+/* A checkpoint of p failed: counted, logged, tried again after the backoff. */
+static void ck_failed(vd_worker *w, vd_partition *p, const char *why, const char *msg)
+{
+    w->n_checkpoint_failures++;
+    vd_worker_retry_later(w, p);
+    VD_WLOG(w, VD_LOG_ERROR, "checkpoint_failed", VD_LI("partition", p->id), VD_LS("why", why),
+            VD_LS("error", msg), VD_LD("retry_in_s", p->backoff));
+}
+
+static void ckjob_free(vd_task *t)
+{
+    ckjob *j = (ckjob *)t;
+    if (!j) return;
+    for (size_t i = 0; i < j->nfiles; i++) {
+        free(j->files[i].name);
+        free(j->files[i].key);
+        free(j->files[i].buf);
+    }
+    free(j->files);
+    free(j->mkey);
+    free(j->manifest);
+    for (size_t i = 0; i < j->ndropped; i++) free(j->dropped[i]);
+    free(j->dropped);
+    free(j);
+}
+
+/* Store thread: the files, then the manifest, then the drops' files. */
+static void ck_write(void *ctx, vd_task *t)
+{
+    vd_worker *w = ctx;
+    ckjob *j = (ckjob *)t;
+    vd_err rc = VD_OK;
+    for (size_t i = 0; !rc && i < j->nfiles; i++) {
+        ckfile *f = &j->files[i];
+        rc = vd_store_put(w->store, f->key, f->buf, f->len, &j->err);
+        f->ok = !rc;
+        free(f->buf); /* the file is in the store, or will be written again */
+        f->buf = NULL;
+    }
+    /* The group may have moved on while this job waited its turn: a zombie
+     * must not write the manifest, nor delete files the new owner uses. */
+    if (!rc && rd_kafka_assignment_lost(w->consumer))
+        rc = vd_error_set(&j->err, VD_ERR_UNAVAILABLE, "assignment lost: not writing");
+    if (!rc) rc = vd_store_put(w->store, j->mkey, j->manifest, j->mlen, &j->err);
+    for (size_t i = 0; !rc && i < j->ndropped; i++) {
+        char *key = vd_store_index_key(j->dropped[i], strlen(j->dropped[i]));
+        vd_error derr;
+        if (key && vd_store_del(w->store, key, &derr))
+            VD_WLOG(w, VD_LOG_WARN, "drop_delete_failed", VD_LS("key", key),
+                    VD_LS("error", derr.msg));
+        free(key);
+    }
+    j->rc = rc;
+}
+
+/*
+ * Poll thread: what a checkpoint of p writes, taken now: every dirty
+ * index serialised, the manifest (each index complete through p->applied),
+ * the drops. Returns NULL with *rc VD_OK when there is nothing to do or
+ * the partition must not write, else NULL with an error, or the job.
+ */
+static ckjob *ck_snapshot(vd_worker *w, vd_partition *p, const char *why, vd_err *rc, vd_error *err)
+{
+    *rc = VD_OK;
+    /* Only a partition that is applying has anything to write: a loading
+     * or refused one must leave its manifest and offsets alone. */
+    if (w->fenced || (p->state != VD_PART_REPLAYING && p->state != VD_PART_READY)) return NULL;
+    if (p->pending == 0 && p->committed == p->applied + 1) return NULL;
+    if (rd_kafka_assignment_lost(w->consumer)) {
+        w->fenced = 1;
+        *rc = vd_error_set(err, VD_ERR_UNAVAILABLE, "assignment lost: not writing");
+        return NULL;
+    }
+    ckjob *j = calloc(1, sizeof *j);
+    if (!j) {
+        *rc = vd_error_set(err, VD_ERR_NOMEM, "checkpoint: out of memory");
+        return NULL;
+    }
+    j->t.run = ck_write;
+    j->t.free = ckjob_free;
+    j->p = p;
+    j->why = why;
+    j->t0 = vd_mono_s();
+    j->applied = p->applied;
+    j->pending = p->pending;
+    vd_manifest mf;
+    vd_manifest_init(&mf, w->t_cmd, p->id);
+    mf.offset = p->applied;
+    snprintf(mf.worker, sizeof mf.worker, "%s", w->worker_id);
+    snprintf(mf.cluster_id, sizeof mf.cluster_id, "%s", w->cluster_id);
+    pthread_rwlock_rdlock(&p->lock);
+    if (p->n && !(j->files = calloc(p->n, sizeof *j->files))) *rc = VD_ERR_NOMEM;
+    for (size_t i = 0; !*rc && i < p->n; i++) {
+        vd_entry *e = &p->e[i];
+        int64_t fo = e->file_offset;
+        if (e->dirty) {
+            ckfile *f = &j->files[j->nfiles++];
+            vd_lhv1_kafka k = {.partition = p->id, .offset = e->last};
+            snprintf(k.topic, sizeof k.topic, "%s", w->t_cmd);
+            f->offset = fo = e->last;
+            f->name = strdup(e->name);
+            f->key = vd_store_index_key(e->name, strlen(e->name));
+            *rc = f->name && f->key ? vd_lhv1_write_buf(e->ix, &k, &f->buf, &f->len, err)
+                                    : VD_ERR_NOMEM;
+            j->bytes += f->len;
+        }
+        if (!*rc) *rc = vd_manifest_set(&mf, e->name, fo, p->applied > fo ? p->applied : fo, err);
+    }
+    pthread_rwlock_unlock(&p->lock);
+    if (!*rc && !(j->mkey = vd_manifest_key(w->t_cmd, p->id))) *rc = VD_ERR_NOMEM;
+    if (!*rc) *rc = vd_manifest_encode(&mf, &j->manifest, &j->mlen, err);
+    vd_manifest_clear(&mf);
+    if (*rc) {
+        if (*rc == VD_ERR_NOMEM) vd_error_set(err, VD_ERR_NOMEM, "checkpoint: out of memory");
+        ckjob_free(&j->t);
+        return NULL;
+    }
+    /* The drops go with the job; a failed job gives them back. */
+    j->dropped = p->dropped;
+    j->ndropped = p->ndropped;
+    p->dropped = NULL;
+    p->ndropped = 0;
+    return j;
+}
+
+static void ck_submit(vd_worker *w, vd_partition *p, ckjob *j)
+{
+    p->ck = j;
+    vd_taskq_submit(w->store_q, &j->t);
+}
+
+static int ck_done(vd_worker *w, vd_partition *p, int wait)
+{
+    return vd_taskq_done(w->store_q, &p->ck->t, wait);
+}
+
+/* A failed job's drops go back to p, but not a name created again
+ * meanwhile: its new file must not be deleted. Under p's wrlock. */
+static void ck_give_back_drops(vd_partition *p, ckjob *j)
+{
+    for (size_t i = 0; i < j->ndropped; i++) {
+        char **d = realloc(p->dropped, (p->ndropped + 1) * sizeof *d);
+        if (!d) break;
+        p->dropped = d;
+        if (!vd_partition_find(p, j->dropped[i], strlen(j->dropped[i]))) {
+            p->dropped[p->ndropped++] = j->dropped[i];
+            j->dropped[i] = NULL;
+        }
+    }
+}
+
+/* Commits applied + 1 of p's commands partition. */
+static vd_err ck_commit(vd_worker *w, vd_partition *p, ckjob *j, vd_error *err)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, w->t_cmd, p->id)->offset = j->applied + 1;
+    rd_kafka_resp_err_t ke = rd_kafka_commit(w->consumer, l, 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (ke == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION || ke == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
+        ke == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID) {
+        w->fenced = 1;
+        VD_WLOG(w, VD_LOG_ERROR, "fenced", VD_LI("partition", p->id),
+                VD_LS("error", rd_kafka_err2str(ke)));
+        return vd_error_set(err, VD_ERR_UNAVAILABLE, "commit refused: %s", rd_kafka_err2str(ke));
+    }
+    if (ke) {
+        VD_WLOG(w, VD_LOG_WARN, "commit_failed", VD_LI("partition", p->id),
+                VD_LS("error", rd_kafka_err2str(ke)));
+    } else {
+        pthread_mutex_lock(&p->mu);
+        p->committed = j->applied + 1;
+        pthread_mutex_unlock(&p->mu);
+    }
+    return VD_OK;
+}
+
+/*
+ * Poll thread, once p's job is done: on success the written indexes are
+ * clean up to their file's offset and applied + 1 is committed (invariant
+ * 2: nothing is committed before all of it is durable); on failure the
+ * drops come back and the next attempt waits the backoff.
+ */
+static vd_err ck_finish(vd_worker *w, vd_partition *p, vd_error *err)
+{
+    ckjob *j = p->ck;
+    p->ck = NULL;
+    pthread_rwlock_wrlock(&p->lock);
+    for (size_t i = 0; i < j->nfiles; i++) {
+        if (!j->files[i].ok) continue;
+        vd_entry *e = vd_partition_find(p, j->files[i].name, strlen(j->files[i].name));
+        if (!e) continue; /* dropped meanwhile */
+        e->file_offset = j->files[i].offset;
+        e->dirty = e->last != j->files[i].offset;
+    }
+    vd_err rc = j->rc;
+    if (rc) ck_give_back_drops(p, j);
+    pthread_rwlock_unlock(&p->lock);
+    if (rc) {
+        vd_error_set(err, rc, "%s", j->err.msg);
+        ck_failed(w, p, j->why, j->err.msg);
+    } else if (w->fenced) {
+        rc = vd_error_set(err, VD_ERR_UNAVAILABLE, "fenced: not committing");
+    } else if (!(rc = ck_commit(w, p, j, err))) {
+        w->n_checkpoints++;
+        p->pending -= j->pending < p->pending ? j->pending : p->pending;
+        p->backoff = 0;
+        p->last_checkpoint = vd_mono_s();
+        VD_WLOG(w, VD_LOG_INFO, "checkpoint", VD_LI("partition", p->id), VD_LS("why", j->why),
+                VD_LI("offset", j->applied), VD_LI("files", j->nfiles), VD_LI("bytes", j->bytes),
+                VD_LD("seconds", vd_mono_s() - j->t0));
+    }
+    ckjob_free(&j->t);
+    return rc;
+}
+
+void vd_checkpoint_discard(vd_worker *w, vd_partition *p)
+{
+    if (!p->ck) return;
+    ck_done(w, p, 1);
+    ckjob_free(&p->ck->t);
+    p->ck = NULL;
+}
+
+vd_err vd_checkpoint_now(vd_worker *w, vd_partition *p, const char *why, vd_error *err)
+{
+    vd_error local = {0};
+    if (!err) err = &local;
+    if (p->ck) { /* settle the one in flight */
+        vd_error settled;
+        ck_done(w, p, 1);
+        ck_finish(w, p, &settled);
+    }
+    vd_err rc;
+    ckjob *j = ck_snapshot(w, p, why, &rc, err);
+    if (!j) {
+        if (rc) ck_failed(w, p, why, err->msg);
+        return rc;
+    }
+    ck_submit(w, p, j);
+    ck_done(w, p, 1);
+    return ck_finish(w, p, err);
+}
+
+void vd_checkpoint_policy(vd_worker *w)
+{
+    double t = vd_mono_s(), interval = vd_config_int(w->cfg, "checkpoint.interval.ms") / 1000.0;
+    size_t max_pending = (size_t)vd_config_int(w->cfg, "checkpoint.max.pending");
+    for (int32_t i = 0; i < w->nparts; i++) {
+        vd_partition *p = &w->parts[i];
+        if (p->ck) {
+            if (ck_done(w, p, 0)) ck_finish(w, p, NULL);
+            continue;
+        }
+        if ((p->state != VD_PART_REPLAYING && p->state != VD_PART_READY) || p->pending == 0 ||
+            t < p->retry_at)
+            continue;
+        const char *why = p->pending >= max_pending            ? "pending"
+                          : t - p->last_checkpoint >= interval ? "interval"
+                                                               : NULL;
+        if (!why) continue;
+        vd_error err;
+        vd_err rc;
+        ckjob *j = ck_snapshot(w, p, why, &rc, &err);
+        if (j)
+            ck_submit(w, p, j);
+        else if (rc)
+            ck_failed(w, p, why, err.msg);
+    }
+}

@@ -1,0 +1,78 @@
+/*
+ * partition.h - a commands partition: its registry of indexes and its
+ * state machine (unassigned, loading, replaying, ready, refused). No
+ * Kafka, no store: the rules here are what every other worker file relies
+ * on, so they are testable alone (tests/unit/test_apply.c).
+ *
+ * Threads: every function that changes a partition is for the poll thread
+ * only; vd_partition_wait is for search threads. The locks are described
+ * in worker_internal.h.
+ */
+#ifndef VD_WORKER_PARTITION_H
+#define VD_WORKER_PARTITION_H
+
+#include "worker/worker_internal.h"
+
+/* Initialises p as partition id, unassigned and empty. Never fails. */
+void vd_partition_init(vd_partition *p, int32_t id);
+
+/* Frees everything p owns (entries, indexes, locks). p must not be used
+ * by any thread afterwards. */
+void vd_partition_destroy(vd_partition *p);
+
+/* Back to unassigned: every index freed, offsets forgotten, waiting
+ * searches woken (they then answer `unavailable`). */
+void vd_partition_reset(vd_partition *p);
+
+/* The entry named name[0..len) or NULL. Callers hold p->lock (either
+ * mode), or are the poll thread. */
+vd_entry *vd_partition_find(vd_partition *p, const char *name, size_t len);
+
+/*
+ * Adds an entry for name that takes ownership of ix, with offsets -1 and
+ * clean. The caller holds p->lock for writing. Returns the entry, or NULL
+ * when out of memory (ix then still the caller's).
+ */
+vd_entry *vd_partition_add(vd_partition *p, const char *name, size_t len, vd_index *ix);
+
+/* Removes e and frees its index. The caller holds p->lock for writing. */
+void vd_partition_remove(vd_partition *p, vd_entry *e);
+
+/* Remembers that name's file must be deleted after the next manifest
+ * (a drop), or forgets it (created again). The caller holds p->lock for
+ * writing. Returns 0, or -1 when out of memory (the file then stays). */
+int vd_partition_drop_note(vd_partition *p, const char *name);
+void vd_partition_drop_forget(vd_partition *p, const char *name);
+
+/* Sets p's state and wakes its waiters. */
+void vd_partition_set_state(vd_partition *p, vd_part_state state);
+
+/* Records that offset was consumed; flips a replaying partition to ready
+ * once it reaches the high watermark seen at assignment. */
+void vd_partition_advance(vd_partition *p, int64_t offset);
+
+/* p replays from start (where the consumer fetches from) up to hi: ready
+ * at once when start >= hi, else replaying. */
+void vd_partition_activate(vd_partition *p, int64_t start, int64_t hi);
+
+/* Refuses p for the reason why (kept for /readyz and replies). */
+void vd_partition_refuse(vd_partition *p, const char *why);
+
+/*
+ * Search threads: waits until p is ready and has applied want_offset, at
+ * most until deadline (vd_mono_s() seconds) or until it is unassigned
+ * or refused. Returns 1 when ready, else 0; *state is the state seen last.
+ */
+int vd_partition_wait(vd_partition *p, int64_t want_offset, double deadline, vd_part_state *state);
+
+/*
+ * After a failed checkpoint or load: the next attempt waits base seconds,
+ * doubling up to max, with +-25% jitter; sets p->backoff and p->retry_at
+ * (now + the jittered backoff). jitter is a number in [0, 1].
+ */
+void vd_partition_backoff(vd_partition *p, double now, double base, double max, double jitter);
+
+/* "unassigned", "loading", "replaying", "ready", "refused". */
+const char *vd_part_state_name(vd_part_state s);
+
+#endif

@@ -1,0 +1,182 @@
+/*
+ * worker_internal.h - the worker's state, shared by the files of
+ * src/worker/ and by nothing else (docs/architecture.md draws the whole).
+ *
+ * Three structs: the worker (one per process), a partition of the commands
+ * topic (vd_partition, one per partition for the worker's lifetime: a
+ * revoke resets it, it is never freed while threads run, so a search
+ * thread never holds a pointer to freed memory) and an index entry of a
+ * partition's registry (vd_entry).
+ *
+ * The threads, and what each may touch:
+ * - the poll thread (vd_worker_run): the consumer, the rebalance callback,
+ *   applying commands, the checkpoint policy, collecting loads, the
+ *   directory snapshot. It is the only writer of partition state.
+ * - the store thread (a vd_taskq): runs checkpoint and load jobs; it reads
+ *   only what the job carries, plus the store and the consumer's
+ *   assignment_lost flag.
+ * - search threads (search.c): read a partition's registry under its
+ *   rwlock and wait on its mutex for readiness.
+ * - the HTTP thread (status.c): /metrics and /readyz read under the same
+ *   locks, and the counters.
+ * - librdkafka's own threads deliver what the outbox produced.
+ *
+ * Fields are grouped below by the thread or lock that guards them. Where a
+ * field is read outside its guard today, the comment says so: those are
+ * known races, listed in issue 9 (hardening).
+ */
+#ifndef VD_WORKER_WORKER_INTERNAL_H
+#define VD_WORKER_WORKER_INTERNAL_H
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/log.h"
+#include "config/config.h"
+#include "vectord/error.h"
+#include "vectord/index.h"
+
+struct vd_store;
+struct vd_directory;
+struct vd_http;
+struct vd_kafka_mock;
+struct vd_taskq;
+struct vd_ckjob;
+struct vd_ldjob;
+struct vd_search_job;
+
+/* One index of a partition. name and ix are set when the entry is added
+ * and never change; the rest belongs to the poll thread. */
+typedef struct vd_entry {
+    char *name;
+    vd_index *ix;
+    int64_t complete;    /* from the checkpoint: commands at or below are in it */
+    int64_t file_offset; /* offset in the envelope of its newest durable file;
+                            written under the partition's wrlock (info reads it) */
+    int64_t last;        /* last command applied to it; written without the lock,
+                            read by info under the rdlock (a race: issue 9) */
+    int dirty;           /* applied commands not yet in a durable file */
+} vd_entry;
+
+/* A partition's life: assigned -> loading -> replaying -> ready, back to
+ * unassigned at a revoke; refused when its checkpoints or its log cannot
+ * be trusted (a corrupt file, retention, another cluster). */
+typedef enum vd_part_state {
+    VD_PART_UNASSIGNED = 0,
+    VD_PART_LOADING,
+    VD_PART_REPLAYING,
+    VD_PART_READY,
+    VD_PART_REFUSED,
+    VD_PART__COUNT
+} vd_part_state;
+
+typedef struct vd_partition {
+    int32_t id; /* fixed */
+
+    /* The registry: the entries (array and count) are written by the poll
+     * thread under the wrlock; search threads, the HTTP thread and the
+     * directory snapshot read them under the rdlock. */
+    pthread_rwlock_t lock;
+    vd_entry *e;
+    size_t n, cap;
+
+    /* Written by the poll thread under mu, which it alone may skip to
+     * read them; others read under mu. cond is broadcast on every change,
+     * for searches waiting for readiness or an offset. */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    vd_part_state state;
+    int64_t applied;   /* last command offset consumed (applied or rejected);
+                          the search reply reads it unlocked (issue 9) */
+    int64_t committed; /* last offset committed + 1 */
+    char refused_why[512];
+
+    /* The poll thread's alone. */
+    size_t pending;             /* commands applied since the last durable checkpoint
+                                   (/metrics reads it under mu, unguarded: issue 9) */
+    char **dropped;             /* names whose files go after the next manifest */
+    size_t ndropped;            /* (changed under the wrlock too) */
+    int64_t quiet_until;        /* offsets at or below already had their acks/DLQ records */
+    int64_t ready_at;           /* high watermark seen at assignment */
+    int64_t manifest_offset;    /* the loaded manifest's offset */
+    int64_t search_next;        /* next search offset to commit (-1: none) */
+    int64_t assigned_committed; /* the group's offset at assignment */
+    double last_checkpoint;
+    double retry_at, backoff; /* the next checkpoint or load attempt */
+    struct vd_ckjob *ck;      /* checkpoint in flight */
+    struct vd_ldjob *ld;      /* load in flight */
+    int load_again;           /* to load (again) at retry_at: assigned, or the store failed */
+    int seek_pending;         /* loaded; the consumer still has to seek to seek_to */
+    int64_t seek_to, seek_hi;
+} vd_partition;
+
+/* The reply side of the worker (outbox.c): one producer for replies, acks
+ * and DLQ records, and the topics it already looked up. */
+typedef struct vd_outbox {
+    rd_kafka_t *producer; /* the worker's */
+    const char *t_dlq;
+    const vd_logger *lg;
+    pthread_mutex_t warm_mu; /* guards warm, nwarm */
+    char *warm[64];
+    int nwarm;
+    atomic_uint_fast64_t n_rejected, n_replies_failed;
+    atomic_uint_fast64_t rejected_by[VD_ERR__COUNT];
+} vd_outbox;
+
+typedef struct vd_worker {
+    /* Set by vd_worker_new, read-only afterwards (any thread). */
+    const vd_config *cfg;
+    const vd_logger *lg;
+    char worker_id[128];
+    char cluster_id[128];
+    const char *t_cmd, *t_search, *t_dlq;
+    vd_limits limits;
+    size_t max_message;
+    struct vd_kafka_mock *mock;
+    char *bootstrap;
+    rd_kafka_t *consumer, *producer;
+    struct vd_store *store;
+    vd_partition *parts;
+    int32_t nparts;
+    struct vd_http *http;
+    struct vd_directory *dir; /* NULL when off; its own locking */
+    int64_t started_ms;
+
+    /* Written by the poll thread; the HTTP thread reads it unguarded
+     * (issue 9). The group moved on without us: write nothing more. */
+    volatile int fenced;
+
+    /* The poll thread's. */
+    double search_commit_at;
+    double dir_next;
+
+    /* The store thread: writes checkpoints and loads partitions. */
+    struct vd_taskq *store_q;
+
+    /* The search pool (search.c): a queue under qmu. */
+    pthread_t *threads;
+    int nthreads;
+    pthread_mutex_t qmu;
+    pthread_cond_t qcond;
+    struct vd_search_job *qhead, *qtail;
+    int qstop;
+
+    vd_outbox out;
+
+    /* Counters for /metrics (atomics: any thread bumps them). */
+    atomic_uint_fast64_t n_applied, n_searches, n_searches_expired, n_checkpoints,
+        n_checkpoint_failures, n_load_failures;
+    atomic_int assigned_once;
+} vd_worker;
+
+#define VD_WLOG(w, lvl, ev, ...) vd_log((w)->lg, lvl, ev, __VA_ARGS__)
+
+/* After a failed checkpoint or load of p: counted by the caller; the next
+ * attempt waits checkpoint.retry.backoff.ms, doubling up to .max.ms, with
+ * +-25% jitter (p->retry_at, p->backoff). Poll thread. */
+void vd_worker_retry_later(vd_worker *w, vd_partition *p);
+
+#endif
