@@ -31,33 +31,6 @@
 #include "vectord/error.h"
 #include "vectord/index.h"
 
-/* ---- Redis URLs ---- */
-
-/*
- * A parsed directory.redis_url:
- *   redis://[[user]:password@]host[:port][/db]   (port 6379, db 0 by default;
- *                                                 host may be [IPv6])
- *   unix:///path/to/redis.sock[?db=N]
- * Percent-escapes in user and password are decoded.
- */
-typedef struct vd_redis_url {
-    char host[256];     /* empty for a unix socket */
-    int port;           /* 0 for a unix socket */
-    char path[256];     /* the unix socket, or empty */
-    char user[128];     /* empty: AUTH with the password alone (or no AUTH) */
-    char password[256]; /* empty: no AUTH */
-    int db;
-} vd_redis_url;
-
-/*
- * Parses url into *out. Errors: VD_ERR_CONFIG with a message that starts
- * with "directory.redis_url: " and never contains the password.
- */
-vd_err vd_redis_url_parse(const char *url, vd_redis_url *out, vd_error *err);
-
-/* Writes "host:port" or the socket path (never the password) into buf. */
-void vd_redis_url_where(const vd_redis_url *u, char *buf, size_t cap);
-
 /* ---- What the directory holds ---- */
 
 /* One index entry: `vectord:<group>:index:<name>`. */
