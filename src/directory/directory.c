@@ -1,6 +1,6 @@
 /*
  * directory.c - the Redis fleet directory (see directory.h and
- * docs/directory.md). The only file of vectord that calls hiredis.
+ * docs/directory.md). It talks to Redis through conn.h only.
  *
  * Design note. Two blocking connections, one per thread, each with
  * directory.timeout.ms as connect and command timeout: `pc` belongs to the
@@ -24,9 +24,9 @@
  * the older ones with it.
  */
 #include "directory.h"
+#include "conn.h"
 #include "url.h"
 
-#include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -86,7 +86,7 @@ struct vd_directory {
     double retry_at, backoff;
 
     /* poll thread (or reader) */
-    redisContext *pc;
+    vd_dir_conn *pc;
     unsigned pc_gen;
     pin_slot *pins[PIN_BUCKETS];
     size_t npins;
@@ -104,7 +104,7 @@ struct vd_directory {
     /* publisher thread */
     pthread_t thread;
     int has_thread;
-    redisContext *bc;
+    vd_dir_conn *bc;
     unsigned bc_gen;
     vd_dir_snapshot cur;
     uint64_t cur_seq;
@@ -178,122 +178,6 @@ static int get_state(vd_directory *d, double *retry_at)
     return s;
 }
 
-/* Checks a reply: NULL (connection failed) or an error reply are failures;
- * why gets the reason. */
-static int reply_ok(redisContext *c, redisReply *r, char *why, size_t cap)
-{
-    if (!r) {
-        snprintf(why, cap, "%s", c->errstr[0] ? c->errstr : "connection lost");
-        return 0;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(why, cap, "%s", r->str ? r->str : "error reply");
-        return 0;
-    }
-    return 1;
-}
-
-/* Connects, authenticates and selects the database; NULL and why on failure. */
-static redisContext *dial(vd_directory *d, char *why, size_t cap)
-{
-    struct timeval tv = {d->timeout_ms / 1000, (d->timeout_ms % 1000) * 1000};
-    redisContext *c = d->url.path[0] ? redisConnectUnixWithTimeout(d->url.path, tv)
-                                     : redisConnectWithTimeout(d->url.host, d->url.port, tv);
-    if (!c) {
-        snprintf(why, cap, "out of memory");
-        return NULL;
-    }
-    if (c->err) {
-        snprintf(why, cap, "connect: %s", c->errstr);
-        redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, tv);
-    if (d->url.password[0]) {
-        const char *argv[3] = {"AUTH", d->url.user, d->url.password};
-        int argc = d->url.user[0] ? 3 : 2;
-        if (argc == 2) argv[1] = d->url.password;
-        redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-        int ok = reply_ok(c, r, why, cap);
-        if (r) freeReplyObject(r);
-        if (!ok) {
-            /* Redis' answer never echoes the password. */
-            char tmp[256];
-            snprintf(tmp, sizeof tmp, "%s", why);
-            snprintf(why, cap, "AUTH refused: %.200s", tmp);
-            redisFree(c);
-            return NULL;
-        }
-    }
-    if (d->url.db) {
-        char db[16];
-        snprintf(db, sizeof db, "%d", d->url.db);
-        const char *argv[2] = {"SELECT", db};
-        redisReply *r = redisCommandArgv(c, 2, argv, NULL);
-        int ok = reply_ok(c, r, why, cap);
-        if (r) freeReplyObject(r);
-        if (!ok) {
-            char tmp[256];
-            snprintf(tmp, sizeof tmp, "%s", why);
-            snprintf(why, cap, "SELECT %d refused: %.200s", d->url.db, tmp);
-            redisFree(c);
-            return NULL;
-        }
-    }
-    return c;
-}
-
-/* Sends n commands in one pipeline and reads n replies into r[] (caller
- * frees each). 0 on success; on failure every reply is freed, *cp is
- * closed and why says what happened. */
-typedef struct cmd {
-    int argc;
-    const char **argv;
-    size_t *lens;
-} cmd;
-
-static int pipeline(redisContext **cp, const cmd *cmds, size_t n, redisReply **r, char *why,
-                    size_t cap)
-{
-    redisContext *c = *cp;
-    size_t got = 0;
-    int ok = 1;
-    for (size_t i = 0; i < n && ok; i++)
-        if (redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, cmds[i].lens) != REDIS_OK) {
-            snprintf(why, cap, "%s", c->errstr[0] ? c->errstr : "out of memory");
-            ok = 0;
-        }
-    for (; ok && got < n; got++) {
-        void *rep = NULL;
-        if (redisGetReply(c, &rep) != REDIS_OK || !rep) {
-            snprintf(why, cap, "%s", c->errstr[0] ? c->errstr : "connection lost");
-            ok = 0;
-            break;
-        }
-        r[got] = rep;
-        if (r[got]->type == REDIS_REPLY_ERROR) {
-            snprintf(why, cap, "%s", r[got]->str);
-            got++;
-            ok = 0;
-            break;
-        }
-    }
-    if (!ok) {
-        for (size_t i = 0; i < got; i++) freeReplyObject(r[i]);
-        redisFree(c);
-        *cp = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-static int run1(redisContext **cp, int argc, const char **argv, size_t *lens, redisReply **r,
-                char *why, size_t cap)
-{
-    cmd c = {argc, argv, lens};
-    return pipeline(cp, &c, 1, r, why, cap);
-}
-
 static void free_unpins(unpin_list *l)
 {
     for (size_t i = 0; i < l->n; i++) free(l->v[i].name);
@@ -341,7 +225,7 @@ vd_err vd_directory_connect(vd_directory **out, const vd_directory_opts *opts, v
     vd_err rc = init_common(&d, opts, err);
     if (rc) return rc;
     char why[256];
-    if (!(d->pc = dial(d, why, sizeof why))) {
+    if (!(d->pc = vd_dir_conn_open(&d->url, d->timeout_ms, why, sizeof why))) {
         rc = vd_error_set(err, VD_ERR_IO, "directory.redis_url: Redis at %s: %s", d->where, why);
         vd_directory_close(d);
         return rc;
@@ -416,17 +300,17 @@ static void pin_remember(vd_directory *d, const char *name, size_t len, int32_t 
 }
 
 /* The poll thread's connection, or NULL while Redis is down. */
-static redisContext *poll_conn(vd_directory *d)
+static vd_dir_conn *poll_conn(vd_directory *d)
 {
     if (get_state(d, NULL) == 0) return NULL; /* the publisher reconnects */
     unsigned gen = atomic_load(&d->gen);
     if (d->pc && d->pc_gen != gen) {
-        redisFree(d->pc);
+        vd_dir_conn_close(d->pc);
         d->pc = NULL;
     }
     if (!d->pc) {
         char why[256];
-        if (!(d->pc = dial(d, why, sizeof why))) {
+        if (!(d->pc = vd_dir_conn_open(&d->url, d->timeout_ms, why, sizeof why))) {
             mark_down(d, why);
             return NULL;
         }
@@ -435,11 +319,12 @@ static redisContext *poll_conn(vd_directory *d)
     return d->pc;
 }
 
-static int parse_owner(const redisReply *r, int32_t *owner)
+static int parse_owner(const vd_dir_reply *r, int32_t *owner)
 {
-    if (r->type == REDIS_REPLY_NIL) return *owner = -1, 0;
-    if (r->type != REDIS_REPLY_STRING) return -1;
-    return vd_dir_pin_decode(r->str, r->len, owner);
+    if (vd_dir_reply_is_nil(r)) return *owner = -1, 0;
+    size_t len;
+    const char *s = vd_dir_reply_str(r, &len);
+    return s ? vd_dir_pin_decode(s, len, owner) : -1;
 }
 
 /*
@@ -457,8 +342,8 @@ static int pin_command(vd_directory *d, const char *name, size_t len, int argc, 
     if (!key) return -1;
     argv[key_at] = key;
     lens[key_at] = klen;
-    redisReply *r;
-    int rc = run1(&d->pc, argc, argv, lens, &r, why, sizeof why);
+    vd_dir_reply *r;
+    int rc = vd_dir_conn_run(&d->pc, argc, argv, lens, &r, why, sizeof why);
     free(key);
     if (rc) {
         mark_down(d, why);
@@ -466,7 +351,7 @@ static int pin_command(vd_directory *d, const char *name, size_t len, int argc, 
     }
     mark_up(d);
     int bad = parse_owner(r, owner);
-    freeReplyObject(r);
+    vd_dir_reply_free(r);
     if (!bad) return 0; /* else not ours to interpret: skip the check */
 skip:
     d->n_pin_skipped++;
@@ -720,8 +605,8 @@ static int publish_round(vd_directory *d, unpin_list *todo, int final)
 {
     char why[256];
     if (!d->bc || d->bc_gen != atomic_load(&d->gen)) {
-        if (d->bc) redisFree(d->bc);
-        if (!(d->bc = dial(d, why, sizeof why))) {
+        vd_dir_conn_close(d->bc);
+        if (!(d->bc = vd_dir_conn_open(&d->url, d->timeout_ms, why, sizeof why))) {
             mark_down(d, why);
             return -1;
         }
@@ -730,11 +615,11 @@ static int publish_round(vd_directory *d, unpin_list *todo, int final)
     }
     /* Commands: unpins, then the heartbeat, then entries to write. */
     size_t max = todo->n + 1 + d->cur.n, n = 0;
-    cmd *cmds = calloc(max ? max : 1, sizeof *cmds);
+    vd_dir_cmd *cmds = calloc(max ? max : 1, sizeof *cmds);
     evalbuf *eb = calloc(max ? max : 1, sizeof *eb);
     vd_dir_fields *fb = calloc(max ? max : 1, sizeof *fb);
     size_t *which = calloc(max ? max : 1, sizeof *which); /* index in cur, for entries */
-    redisReply **rep = calloc(max ? max : 1, sizeof *rep);
+    vd_dir_reply **rep = calloc(max ? max : 1, sizeof *rep);
     char(*part)[16] = calloc(max ? max : 1, sizeof *part);
     int rc = -1;
     if (!cmds || !eb || !fb || !which || !rep || !part) goto out;
@@ -746,7 +631,7 @@ static int publish_round(vd_directory *d, unpin_list *todo, int final)
             goto out;
         eval_arg(&eb[n], part[n], strlen(part[n]));
         eval_arg(&eb[n], u->name, u->len);
-        cmds[n] = (cmd){eb[n].argc, eb[n].argv, eb[n].lens};
+        cmds[n] = (vd_dir_cmd){eb[n].argc, eb[n].argv, eb[n].lens};
     }
     size_t hb = n;
     int64_t now = unix_ms();
@@ -768,7 +653,7 @@ static int publish_round(vd_directory *d, unpin_list *todo, int final)
         eval_arg(&eb[n], nowbuf, strlen(nowbuf));
         eval_arg(&eb[n], d->worker_id, strlen(d->worker_id));
         eval_fields(&eb[n], &fb[n]);
-        cmds[n] = (cmd){eb[n].argc, eb[n].argv, eb[n].lens};
+        cmds[n] = (vd_dir_cmd){eb[n].argc, eb[n].argv, eb[n].lens};
         n++;
     }
     size_t first_entry = n;
@@ -788,11 +673,11 @@ static int publish_round(vd_directory *d, unpin_list *todo, int final)
         eval_arg(&eb[n], part[n], strlen(part[n]));
         eval_arg(&eb[n], ix->name, strlen(ix->name));
         eval_fields(&eb[n], &fb[n]);
-        cmds[n] = (cmd){eb[n].argc, eb[n].argv, eb[n].lens};
+        cmds[n] = (vd_dir_cmd){eb[n].argc, eb[n].argv, eb[n].lens};
         which[n] = i;
         n++;
     }
-    if (n && pipeline(&d->bc, cmds, n, rep, why, sizeof why)) {
+    if (n && vd_dir_conn_pipeline(&d->bc, cmds, n, rep, why, sizeof why)) {
         mark_down(d, why);
         goto out;
     }
@@ -836,7 +721,7 @@ static int publish_round(vd_directory *d, unpin_list *todo, int final)
     rc = 0;
 out:
     for (size_t k = 0; rep && k < n; k++)
-        if (rep[k] && rc == 0) freeReplyObject(rep[k]);
+        if (rep[k] && rc == 0) vd_dir_reply_free(rep[k]);
     for (size_t k = 0; eb && fb && k < max; k++) {
         eval_free(&eb[k]);
         vd_dir_fields_clear(&fb[k]);
@@ -860,11 +745,11 @@ static void delete_heartbeat(vd_directory *d)
     if (k0 && k1) {
         const char *a0[2] = {"DEL", k0}, *a1[3] = {"ZREM", k1, d->worker_id};
         size_t s0[2] = {3, l0}, s1[3] = {4, l1, strlen(d->worker_id)};
-        cmd c[2] = {{2, a0, s0}, {3, a1, s1}};
-        redisReply *r[2];
-        if (pipeline(&d->bc, c, 2, r, why, sizeof why) == 0) {
-            freeReplyObject(r[0]);
-            freeReplyObject(r[1]);
+        vd_dir_cmd c[2] = {{2, a0, s0}, {3, a1, s1}};
+        vd_dir_reply *r[2];
+        if (vd_dir_conn_pipeline(&d->bc, c, 2, r, why, sizeof why) == 0) {
+            vd_dir_reply_free(r[0]);
+            vd_dir_reply_free(r[1]);
         }
     }
     free(k0);
@@ -975,8 +860,8 @@ void vd_directory_close(vd_directory *d)
         pthread_mutex_unlock(&d->mu);
         pthread_join(d->thread, NULL);
     }
-    if (d->pc) redisFree(d->pc);
-    if (d->bc) redisFree(d->bc);
+    vd_dir_conn_close(d->pc);
+    vd_dir_conn_close(d->bc);
     pins_clear(d);
     free_unpins(&d->unpins);
     free_unpins(&d->recent);
@@ -1005,9 +890,9 @@ static int cmp_worker(const void *a, const void *b)
 }
 
 /* The field/value strings of an HGETALL reply. */
-static vd_err hash_pairs(const redisReply *r, const char ***f, size_t **l, size_t *n)
+static vd_err hash_pairs(const vd_dir_reply *r, const char ***f, size_t **l, size_t *n)
 {
-    *n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    *n = vd_dir_reply_count(r);
     *f = calloc(*n ? *n : 1, sizeof **f);
     *l = calloc(*n ? *n : 1, sizeof **l);
     if (!*f || !*l) {
@@ -1016,9 +901,8 @@ static vd_err hash_pairs(const redisReply *r, const char ***f, size_t **l, size_
         return VD_ERR_NOMEM;
     }
     for (size_t i = 0; i < *n; i++) {
-        const redisReply *e = r->element[i];
-        (*f)[i] = e->type == REDIS_REPLY_STRING ? e->str : "";
-        (*l)[i] = e->type == REDIS_REPLY_STRING ? e->len : 0;
+        const char *s = vd_dir_reply_str(vd_dir_reply_at(r, i), &(*l)[i]);
+        (*f)[i] = s ? s : "";
     }
     return VD_OK;
 }
@@ -1037,17 +921,17 @@ vd_err vd_directory_workers(vd_directory *d, vd_dir_worker **out, size_t *nout, 
     if (!zkey) return vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
     const char *argv[4] = {"ZRANGE", zkey, "0", "-1"};
     size_t lens[4] = {6, klen, 1, 2};
-    redisReply *ids;
-    int rc = run1(&d->pc, 4, argv, lens, &ids, why, sizeof why);
+    vd_dir_reply *ids;
+    int rc = vd_dir_conn_run(&d->pc, 4, argv, lens, &ids, why, sizeof why);
     free(zkey);
     if (rc) return reader_fail(d, err, "ZRANGE workers", why);
-    size_t n = ids->type == REDIS_REPLY_ARRAY ? ids->elements : 0;
+    size_t n = vd_dir_reply_count(ids);
     vd_err erc = VD_OK;
-    cmd *cmds = calloc(2 * n + 1, sizeof *cmds);
+    vd_dir_cmd *cmds = calloc(2 * n + 1, sizeof *cmds);
     char **keys = calloc(n + 1, sizeof *keys);
     const char **args = calloc(4 * n + 1, sizeof *args);
     size_t *alens = calloc(4 * n + 1, sizeof *alens);
-    redisReply **rep = calloc(2 * n + 1, sizeof *rep);
+    vd_dir_reply **rep = calloc(2 * n + 1, sizeof *rep);
     vd_dir_worker *ws = calloc(n + 1, sizeof *ws);
     size_t got = 0;
     if (!cmds || !keys || !args || !alens || !rep || !ws) {
@@ -1055,8 +939,9 @@ vd_err vd_directory_workers(vd_directory *d, vd_dir_worker **out, size_t *nout, 
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        const redisReply *id = ids->element[i];
-        if (!(keys[i] = mkkey(d, "worker:", id->str, id->len, &klen))) {
+        size_t idlen;
+        const char *id = vd_dir_reply_str(vd_dir_reply_at(ids, i), &idlen);
+        if (!(keys[i] = mkkey(d, "worker:", id, idlen, &klen))) {
             erc = vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
             goto out;
         }
@@ -1068,37 +953,37 @@ vd_err vd_directory_workers(vd_directory *d, vd_dir_worker **out, size_t *nout, 
         alens[4 * i + 2] = 4;
         args[4 * i + 3] = keys[i];
         alens[4 * i + 3] = klen;
-        cmds[2 * i] = (cmd){2, &args[4 * i], &alens[4 * i]};
-        cmds[2 * i + 1] = (cmd){2, &args[4 * i + 2], &alens[4 * i + 2]};
+        cmds[2 * i] = (vd_dir_cmd){2, &args[4 * i], &alens[4 * i]};
+        cmds[2 * i + 1] = (vd_dir_cmd){2, &args[4 * i + 2], &alens[4 * i + 2]};
     }
-    if (n && pipeline(&d->pc, cmds, 2 * n, rep, why, sizeof why)) {
+    if (n && vd_dir_conn_pipeline(&d->pc, cmds, 2 * n, rep, why, sizeof why)) {
         erc = reader_fail(d, err, "HGETALL worker", why);
         goto out;
     }
     for (size_t i = 0; i < n && !erc; i++) {
         const char **f;
         size_t *l, nf;
-        if (rep[2 * i]->type != REDIS_REPLY_ARRAY || rep[2 * i]->elements == 0)
-            continue; /* expired: the worker is gone */
+        if (vd_dir_reply_count(rep[2 * i]) == 0) continue; /* expired: the worker is gone */
         if ((erc = hash_pairs(rep[2 * i], &f, &l, &nf))) {
             vd_error_set(err, erc, "directory: out of memory");
             break;
         }
         vd_error derr;
         if (vd_dir_worker_decode(f, l, nf, &ws[got], &derr) == VD_OK) {
-            if (!ws[got].id[0])
-                vd_dir_field_copy(ws[got].id, sizeof ws[got].id, ids->element[i]->str,
-                                  ids->element[i]->len);
-            ws[got].ttl_ms =
-                rep[2 * i + 1]->type == REDIS_REPLY_INTEGER ? rep[2 * i + 1]->integer : -1;
+            if (!ws[got].id[0]) {
+                size_t idlen;
+                const char *id = vd_dir_reply_str(vd_dir_reply_at(ids, i), &idlen);
+                vd_dir_field_copy(ws[got].id, sizeof ws[got].id, id, idlen);
+            }
+            ws[got].ttl_ms = vd_dir_reply_integer(rep[2 * i + 1], -1);
             got++;
         }
         free(f);
         free(l);
     }
-    for (size_t k = 0; k < 2 * n; k++) freeReplyObject(rep[k]);
+    for (size_t k = 0; k < 2 * n; k++) vd_dir_reply_free(rep[k]);
 out:
-    freeReplyObject(ids);
+    vd_dir_reply_free(ids);
     for (size_t i = 0; keys && i < n; i++) free(keys[i]);
     free(keys);
     free(cmds);
@@ -1125,25 +1010,25 @@ vd_err vd_directory_indexes(vd_directory *d, vd_dir_index **out, size_t *nout, v
     char why[256];
     size_t klen;
     char *skey = mkkey(d, "indexes", "", 0, &klen);
-    redisReply *names = NULL;
+    vd_dir_reply *names = NULL;
     if (!skey) {
         erc = vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
         goto done_workers;
     }
     const char *argv[2] = {"SMEMBERS", skey};
     size_t lens[2] = {8, klen};
-    int rc = run1(&d->pc, 2, argv, lens, &names, why, sizeof why);
+    int rc = vd_dir_conn_run(&d->pc, 2, argv, lens, &names, why, sizeof why);
     free(skey);
     if (rc) {
         erc = reader_fail(d, err, "SMEMBERS indexes", why);
         goto done_workers;
     }
-    size_t n = names->type == REDIS_REPLY_ARRAY ? names->elements : 0;
-    cmd *cmds = calloc(2 * n + 1, sizeof *cmds);
+    size_t n = vd_dir_reply_count(names);
+    vd_dir_cmd *cmds = calloc(2 * n + 1, sizeof *cmds);
     char **keys = calloc(2 * n + 1, sizeof *keys);
     const char **args = calloc(4 * n + 1, sizeof *args);
     size_t *alens = calloc(4 * n + 1, sizeof *alens);
-    redisReply **rep = calloc(2 * n + 1, sizeof *rep);
+    vd_dir_reply **rep = calloc(2 * n + 1, sizeof *rep);
     vd_dir_index *xs = calloc(n + 1, sizeof *xs);
     size_t got = 0;
     int have_rep = 0;
@@ -1152,10 +1037,10 @@ vd_err vd_directory_indexes(vd_directory *d, vd_dir_index **out, size_t *nout, v
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        const redisReply *nm = names->element[i];
-        size_t l0, l1;
-        keys[2 * i] = mkkey(d, "index:", nm->str, nm->len, &l0);
-        keys[2 * i + 1] = mkkey(d, "pin:", nm->str, nm->len, &l1);
+        size_t nmlen, l0, l1;
+        const char *nm = vd_dir_reply_str(vd_dir_reply_at(names, i), &nmlen);
+        keys[2 * i] = mkkey(d, "index:", nm, nmlen, &l0);
+        keys[2 * i + 1] = mkkey(d, "pin:", nm, nmlen, &l1);
         if (!keys[2 * i] || !keys[2 * i + 1]) {
             erc = vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
             goto out;
@@ -1168,10 +1053,10 @@ vd_err vd_directory_indexes(vd_directory *d, vd_dir_index **out, size_t *nout, v
         alens[4 * i + 2] = 3;
         args[4 * i + 3] = keys[2 * i + 1];
         alens[4 * i + 3] = l1;
-        cmds[2 * i] = (cmd){2, &args[4 * i], &alens[4 * i]};
-        cmds[2 * i + 1] = (cmd){2, &args[4 * i + 2], &alens[4 * i + 2]};
+        cmds[2 * i] = (vd_dir_cmd){2, &args[4 * i], &alens[4 * i]};
+        cmds[2 * i + 1] = (vd_dir_cmd){2, &args[4 * i + 2], &alens[4 * i + 2]};
     }
-    if (n && pipeline(&d->pc, cmds, 2 * n, rep, why, sizeof why)) {
+    if (n && vd_dir_conn_pipeline(&d->pc, cmds, 2 * n, rep, why, sizeof why)) {
         erc = reader_fail(d, err, "HGETALL index", why);
         goto out;
     }
@@ -1179,14 +1064,15 @@ vd_err vd_directory_indexes(vd_directory *d, vd_dir_index **out, size_t *nout, v
     for (size_t i = 0; i < n && !erc; i++) {
         const char **f;
         size_t *l, nf;
-        if (rep[2 * i]->type != REDIS_REPLY_ARRAY || rep[2 * i]->elements == 0) continue;
+        if (vd_dir_reply_count(rep[2 * i]) == 0) continue;
         if ((erc = hash_pairs(rep[2 * i], &f, &l, &nf))) {
             vd_error_set(err, erc, "directory: out of memory");
             break;
         }
-        const redisReply *nm = names->element[i];
+        size_t nmlen;
+        const char *nm = vd_dir_reply_str(vd_dir_reply_at(names, i), &nmlen);
         vd_error derr;
-        if (vd_dir_index_decode(nm->str, nm->len, f, l, nf, &xs[got], &derr) == VD_OK) {
+        if (vd_dir_index_decode(nm, nmlen, f, l, nf, &xs[got], &derr) == VD_OK) {
             int32_t pin = -1;
             if (parse_owner(rep[2 * i + 1], &pin)) pin = -1;
             xs[got].pinned = pin;
@@ -1198,8 +1084,8 @@ vd_err vd_directory_indexes(vd_directory *d, vd_dir_index **out, size_t *nout, v
         free(l);
     }
 out:
-    for (size_t k = 0; have_rep && k < 2 * n; k++) freeReplyObject(rep[k]);
-    freeReplyObject(names);
+    for (size_t k = 0; have_rep && k < 2 * n; k++) vd_dir_reply_free(rep[k]);
+    vd_dir_reply_free(names);
     for (size_t i = 0; keys && i < 2 * n; i++) free(keys[i]);
     free(keys);
     free(cmds);

@@ -18,7 +18,7 @@
  * with vd_directory_publish(); the poll thread only does pin look-ups
  * (cached) and claims.
  *
- * Every hiredis call of vectord is in directory.c (hiredis 0.14.1, the
+ * Every hiredis call of vectord is in conn.c (hiredis 0.14.1, the
  * blocking API, one connection per thread). Redis 4.0 or newer.
  */
 #ifndef VD_DIRECTORY_DIRECTORY_H
