@@ -23,9 +23,7 @@
  * publisher keeps each drop until it has seen a newer snapshot and filters
  * the older ones with it.
  */
-#include "directory.h"
-#include "conn.h"
-#include "url.h"
+#include "directory_internal.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -40,82 +38,7 @@
 /* ------------------------------------------------------------------ */
 /* The directory object. */
 
-typedef struct pin_slot {
-    char *name;
-    size_t len;
-    int32_t owner;
-    double expires;
-    struct pin_slot *next;
-} pin_slot;
-
-#define PIN_BUCKETS 1024
-#define PIN_MAX     100000 /* cached pins before the cache is emptied */
-
-typedef struct unpin_req {
-    char *name;
-    size_t len;
-    int32_t partition;
-    uint64_t seq;
-} unpin_req;
-
-typedef struct unpin_list {
-    unpin_req *v;
-    size_t n, cap;
-} unpin_list;
-
-/* What the publisher last wrote for one index. */
-typedef struct written {
-    vd_dir_index ix;
-    double at;
-    int conflict; /* the pin names another partition */
-} written;
-
-struct vd_directory {
-    vd_redis_url url;
-    char where[300];
-    char *prefix; /* "vectord:<group>:" */
-    size_t prefix_len;
-    char *worker_id;
-    int timeout_ms, heartbeat_ms, ttl_ms, backoff_max_ms, pin_cache_ms;
-    const vd_logger *lg;
-
-    /* shared up/down state */
-    pthread_mutex_t st_mu;
-    int state; /* -1 not yet known, 0 down, 1 up */
-    atomic_uint gen;
-    double retry_at, backoff;
-
-    /* poll thread (or reader) */
-    vd_dir_conn *pc;
-    unsigned pc_gen;
-    pin_slot *pins[PIN_BUCKETS];
-    size_t npins;
-
-    /* handed to the publisher, under mu */
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    int stop;
-    uint64_t seq;
-    vd_dir_snapshot snap;
-    uint64_t snap_seq;
-    int have_snap;
-    unpin_list unpins;
-
-    /* publisher thread */
-    pthread_t thread;
-    int has_thread;
-    vd_dir_conn *bc;
-    unsigned bc_gen;
-    vd_dir_snapshot cur;
-    uint64_t cur_seq;
-    unpin_list recent; /* drops done, kept until a newer snapshot */
-    written *wr;
-    size_t nwr;
-
-    atomic_uint_fast64_t n_errors, n_heartbeats, n_pin_skipped, n_pin_hits, n_conflicts;
-};
-
-static double mono_s(void)
+double vd_dir_mono_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -130,8 +53,8 @@ static int64_t unix_ms(void)
 }
 
 /* prefix + kind + name, e.g. "vectord:g:pin:" "docs". Caller frees. */
-static char *mkkey(const vd_directory *d, const char *kind, const char *name, size_t len,
-                   size_t *out_len)
+char *vd_dir_key(const vd_directory *d, const char *kind, const char *name, size_t len,
+                 size_t *out_len)
 {
     size_t kl = strlen(kind);
     char *k = malloc(d->prefix_len + kl + len + 1);
@@ -144,7 +67,7 @@ static char *mkkey(const vd_directory *d, const char *kind, const char *name, si
     return k;
 }
 
-static void mark_down(vd_directory *d, const char *why)
+void vd_dir_mark_down(vd_directory *d, const char *why)
 {
     d->n_errors++;
     pthread_mutex_lock(&d->st_mu);
@@ -156,11 +79,11 @@ static void mark_down(vd_directory *d, const char *why)
     double max = d->backoff_max_ms / 1000.0;
     d->backoff = d->backoff ? d->backoff * 2 : 0.2;
     if (d->backoff > max) d->backoff = max;
-    d->retry_at = mono_s() + d->backoff;
+    d->retry_at = vd_dir_mono_s() + d->backoff;
     pthread_mutex_unlock(&d->st_mu);
 }
 
-static void mark_up(vd_directory *d)
+void vd_dir_mark_up(vd_directory *d)
 {
     pthread_mutex_lock(&d->st_mu);
     if (d->state != 1) vd_log(d->lg, VD_LOG_INFO, "directory_up", VD_LS("redis", d->where));
@@ -169,20 +92,13 @@ static void mark_up(vd_directory *d)
     pthread_mutex_unlock(&d->st_mu);
 }
 
-static int get_state(vd_directory *d, double *retry_at)
+int vd_dir_state(vd_directory *d, double *retry_at)
 {
     pthread_mutex_lock(&d->st_mu);
     int s = d->state;
     if (retry_at) *retry_at = d->retry_at;
     pthread_mutex_unlock(&d->st_mu);
     return s;
-}
-
-static void free_unpins(unpin_list *l)
-{
-    for (size_t i = 0; i < l->n; i++) free(l->v[i].name);
-    free(l->v);
-    memset(l, 0, sizeof *l);
 }
 
 static vd_err init_common(vd_directory **out, const vd_directory_opts *o, vd_error *err)
@@ -235,207 +151,6 @@ vd_err vd_directory_connect(vd_directory **out, const vd_directory_opts *opts, v
     return VD_OK;
 }
 
-/* ------------------------------------------------------------------ */
-/* Pins (poll thread). */
-
-static unsigned hash_name(const char *s, size_t n)
-{
-    unsigned h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h % PIN_BUCKETS;
-}
-
-static pin_slot **pin_find(vd_directory *d, const char *name, size_t len)
-{
-    pin_slot **s = &d->pins[hash_name(name, len)];
-    for (; *s; s = &(*s)->next)
-        if ((*s)->len == len && memcmp((*s)->name, name, len) == 0) return s;
-    return s;
-}
-
-static void pin_forget(vd_directory *d, const char *name, size_t len)
-{
-    pin_slot **s = pin_find(d, name, len);
-    if (!*s) return;
-    pin_slot *dead = *s;
-    *s = dead->next;
-    free(dead->name);
-    free(dead);
-    d->npins--;
-}
-
-static void pins_clear(vd_directory *d)
-{
-    for (size_t b = 0; b < PIN_BUCKETS; b++)
-        while (d->pins[b]) {
-            pin_slot *s = d->pins[b];
-            d->pins[b] = s->next;
-            free(s->name);
-            free(s);
-        }
-    d->npins = 0;
-}
-
-static void pin_remember(vd_directory *d, const char *name, size_t len, int32_t owner)
-{
-    if (d->pin_cache_ms <= 0) return;
-    pin_slot **s = pin_find(d, name, len);
-    if (!*s) {
-        if (d->npins >= PIN_MAX) {
-            pins_clear(d);
-            s = pin_find(d, name, len);
-        }
-        pin_slot *n = calloc(1, sizeof *n);
-        if (!n || !(n->name = malloc(len ? len : 1))) {
-            free(n);
-            return;
-        }
-        memcpy(n->name, name, len);
-        n->len = len;
-        *s = n;
-        d->npins++;
-    }
-    (*s)->owner = owner;
-    (*s)->expires = mono_s() + d->pin_cache_ms / 1000.0;
-}
-
-/* The poll thread's connection, or NULL while Redis is down. */
-static vd_dir_conn *poll_conn(vd_directory *d)
-{
-    if (get_state(d, NULL) == 0) return NULL; /* the publisher reconnects */
-    unsigned gen = atomic_load(&d->gen);
-    if (d->pc && d->pc_gen != gen) {
-        vd_dir_conn_close(d->pc);
-        d->pc = NULL;
-    }
-    if (!d->pc) {
-        char why[256];
-        if (!(d->pc = vd_dir_conn_open(&d->url, d->timeout_ms, why, sizeof why))) {
-            mark_down(d, why);
-            return NULL;
-        }
-        d->pc_gen = gen;
-    }
-    return d->pc;
-}
-
-static int parse_owner(const vd_dir_reply *r, int32_t *owner)
-{
-    if (vd_dir_reply_is_nil(r)) return *owner = -1, 0;
-    size_t len;
-    const char *s = vd_dir_reply_str(r, &len);
-    return s ? vd_dir_pin_decode(s, len, owner) : -1;
-}
-
-/*
- * Runs a pin command on the poll connection: argv[key_at] becomes name's
- * pin key, and the answer is read as the partition holding the pin (-1:
- * none). Returns 0, or -1 when Redis is down or answers something else
- * (counted as a skipped pin check) or when out of memory.
- */
-static int pin_command(vd_directory *d, const char *name, size_t len, int argc, const char **argv,
-                       size_t *lens, int key_at, int32_t *owner)
-{
-    if (!poll_conn(d)) goto skip;
-    size_t klen;
-    char *key = mkkey(d, "pin:", name, len, &klen), why[256];
-    if (!key) return -1;
-    argv[key_at] = key;
-    lens[key_at] = klen;
-    vd_dir_reply *r;
-    int rc = vd_dir_conn_run(&d->pc, argc, argv, lens, &r, why, sizeof why);
-    free(key);
-    if (rc) {
-        mark_down(d, why);
-        goto skip;
-    }
-    mark_up(d);
-    int bad = parse_owner(r, owner);
-    vd_dir_reply_free(r);
-    if (!bad) return 0; /* else not ours to interpret: skip the check */
-skip:
-    d->n_pin_skipped++;
-    return -1;
-}
-
-vd_err vd_directory_pin_get(vd_directory *d, const char *name, size_t len, int32_t *owner)
-{
-    pin_slot **s = pin_find(d, name, len);
-    if (*s && (*s)->expires > mono_s()) {
-        d->n_pin_hits++;
-        *owner = (*s)->owner;
-        return VD_OK;
-    }
-    const char *argv[2] = {"GET", NULL};
-    size_t lens[2] = {3, 0};
-    if (pin_command(d, name, len, 2, argv, lens, 1, owner)) return VD_ERR_UNAVAILABLE;
-    if (*owner >= 0) pin_remember(d, name, len, *owner);
-    return VD_OK;
-}
-
-/* Claims KEYS[1] for ARGV[1] unless it is held; returns the holder. */
-static const char claim_lua[] = "local v = redis.call('GET', KEYS[1]) "
-                                "if not v then redis.call('SET', KEYS[1], ARGV[1]) v = ARGV[1] end "
-                                "return v";
-
-vd_err vd_directory_pin_claim(vd_directory *d, const char *name, size_t len, int32_t partition,
-                              int32_t *owner)
-{
-    /* A claim supersedes a drop of the same name still queued. */
-    pthread_mutex_lock(&d->mu);
-    for (size_t i = 0; i < d->unpins.n; i++) {
-        unpin_req *u = &d->unpins.v[i];
-        if (u->len == len && memcmp(u->name, name, len) == 0) {
-            free(u->name);
-            *u = d->unpins.v[--d->unpins.n];
-            i--;
-        }
-    }
-    pthread_mutex_unlock(&d->mu);
-    pin_slot **s = pin_find(d, name, len);
-    if (*s && (*s)->expires > mono_s() && (*s)->owner == partition) {
-        d->n_pin_hits++;
-        *owner = partition;
-        return VD_OK;
-    }
-    char part[16];
-    snprintf(part, sizeof part, "%" PRId32, partition);
-    const char *argv[5] = {"EVAL", claim_lua, "1", NULL, part};
-    size_t lens[5] = {4, sizeof claim_lua - 1, 1, 0, strlen(part)};
-    if (pin_command(d, name, len, 5, argv, lens, 3, owner)) return VD_ERR_UNAVAILABLE;
-    if (*owner < 0) {
-        d->n_pin_skipped++;
-        return VD_ERR_UNAVAILABLE;
-    }
-    pin_remember(d, name, len, *owner);
-    return VD_OK;
-}
-
-static int unpins_push(unpin_list *l, const char *name, size_t len, int32_t partition, uint64_t seq)
-{
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        unpin_req *v = realloc(l->v, cap * sizeof *v);
-        if (!v) return -1;
-        l->v = v;
-        l->cap = cap;
-    }
-    char *copy = malloc(len ? len : 1);
-    if (!copy) return -1;
-    memcpy(copy, name, len);
-    l->v[l->n++] = (unpin_req){copy, len, partition, seq};
-    return 0;
-}
-
-void vd_directory_unpin(vd_directory *d, const char *name, size_t len, int32_t partition)
-{
-    pin_forget(d, name, len);
-    pthread_mutex_lock(&d->mu);
-    if (unpins_push(&d->unpins, name, len, partition, ++d->seq))
-        vd_log(d->lg, VD_LOG_WARN, "directory_unpin_lost", VD_LS("error", "out of memory"));
-    pthread_mutex_unlock(&d->mu);
-}
-
 void vd_directory_publish(vd_directory *d, vd_dir_snapshot *snap)
 {
     pthread_mutex_lock(&d->mu);
@@ -449,7 +164,7 @@ void vd_directory_publish(vd_directory *d, vd_dir_snapshot *snap)
 
 void vd_directory_stats_get(vd_directory *d, vd_directory_stats *out)
 {
-    out->up = get_state(d, NULL) == 1;
+    out->up = vd_dir_state(d, NULL) == 1;
     out->errors = d->n_errors;
     out->heartbeats = d->n_heartbeats;
     out->pin_skipped = d->n_pin_skipped;
@@ -542,9 +257,9 @@ static void eval_fields(evalbuf *e, const vd_dir_fields *f)
 static int name_keys(vd_directory *d, evalbuf *e, const char *name, size_t len)
 {
     size_t l0, l1, l2;
-    e->keys[0] = mkkey(d, "pin:", name, len, &l0);
-    e->keys[1] = mkkey(d, "index:", name, len, &l1);
-    e->keys[2] = mkkey(d, "indexes", "", 0, &l2);
+    e->keys[0] = vd_dir_key(d, "pin:", name, len, &l0);
+    e->keys[1] = vd_dir_key(d, "index:", name, len, &l1);
+    e->keys[2] = vd_dir_key(d, "indexes", "", 0, &l2);
     if (!e->keys[0] || !e->keys[1] || !e->keys[2]) return -1;
     eval_arg(e, e->keys[0], l0);
     eval_arg(e, e->keys[1], l1);
@@ -563,7 +278,7 @@ static int same_entry(const vd_dir_index *a, const vd_dir_index *b)
            a->checkpointed_offset == b->checkpointed_offset;
 }
 
-static written *find_written(vd_directory *d, const char *name)
+static vd_dir_written *find_written(vd_directory *d, const char *name)
 {
     for (size_t i = 0; i < d->nwr; i++)
         if (strcmp(d->wr[i].ix.name, name) == 0) return &d->wr[i];
@@ -589,7 +304,7 @@ static void clear_written(vd_directory *d)
 }
 
 /* Was ix dropped after the snapshot it comes from was taken? */
-static int dropped_since(const vd_directory *d, const vd_dir_index *ix, const unpin_list *l)
+static int dropped_since(const vd_directory *d, const vd_dir_index *ix, const vd_dir_unpin_list *l)
 {
     size_t len = strlen(ix->name);
     for (size_t i = 0; i < l->n; i++)
@@ -601,13 +316,13 @@ static int dropped_since(const vd_directory *d, const vd_dir_index *ix, const un
 
 /* One round of writes: unpins, the heartbeat, changed entries. 0 when
  * Redis took all of it. */
-static int publish_round(vd_directory *d, unpin_list *todo, int final)
+static int publish_round(vd_directory *d, vd_dir_unpin_list *todo, int final)
 {
     char why[256];
     if (!d->bc || d->bc_gen != atomic_load(&d->gen)) {
         vd_dir_conn_close(d->bc);
         if (!(d->bc = vd_dir_conn_open(&d->url, d->timeout_ms, why, sizeof why))) {
-            mark_down(d, why);
+            vd_dir_mark_down(d, why);
             return -1;
         }
         d->bc_gen = atomic_load(&d->gen);
@@ -624,7 +339,7 @@ static int publish_round(vd_directory *d, unpin_list *todo, int final)
     int rc = -1;
     if (!cmds || !eb || !fb || !which || !rep || !part) goto out;
     for (size_t i = 0; i < todo->n; i++, n++) {
-        unpin_req *u = &todo->v[i];
+        vd_dir_unpin *u = &todo->v[i];
         snprintf(part[n], sizeof part[n], "%" PRId32, u->partition);
         if (eval_init(&eb[n], unpin_lua, sizeof unpin_lua - 1, 3, 2) ||
             name_keys(d, &eb[n], u->name, u->len))
@@ -644,8 +359,8 @@ static int publish_round(vd_directory *d, unpin_list *todo, int final)
             eval_init(&eb[n], heartbeat_lua, sizeof heartbeat_lua - 1, 2, 3 + 2 * (int)fb[n].n))
             goto out;
         size_t l0, l1;
-        eb[n].keys[0] = mkkey(d, "worker:", d->worker_id, strlen(d->worker_id), &l0);
-        eb[n].keys[1] = mkkey(d, "workers", "", 0, &l1);
+        eb[n].keys[0] = vd_dir_key(d, "worker:", d->worker_id, strlen(d->worker_id), &l0);
+        eb[n].keys[1] = vd_dir_key(d, "workers", "", 0, &l1);
         if (!eb[n].keys[0] || !eb[n].keys[1]) goto out;
         eval_arg(&eb[n], eb[n].keys[0], l0);
         eval_arg(&eb[n], eb[n].keys[1], l1);
@@ -657,11 +372,11 @@ static int publish_round(vd_directory *d, unpin_list *todo, int final)
         n++;
     }
     size_t first_entry = n;
-    double t = mono_s();
+    double t = vd_dir_mono_s();
     for (size_t i = 0; i < d->cur.n; i++) {
         vd_dir_index *ix = &d->cur.indexes[i];
         if (dropped_since(d, ix, todo) || dropped_since(d, ix, &d->recent)) continue;
-        written *w = find_written(d, ix->name);
+        vd_dir_written *w = find_written(d, ix->name);
         if (!final && w && same_entry(&w->ix, ix) && t - w->at < d->ttl_ms / 1000.0) continue;
         if (final && w && same_entry(&w->ix, ix)) continue;
         ix->updated_ms = now;
@@ -678,18 +393,18 @@ static int publish_round(vd_directory *d, unpin_list *todo, int final)
         n++;
     }
     if (n && vd_dir_conn_pipeline(&d->bc, cmds, n, rep, why, sizeof why)) {
-        mark_down(d, why);
+        vd_dir_mark_down(d, why);
         goto out;
     }
-    mark_up(d);
+    vd_dir_mark_up(d);
     if (!final && hb < first_entry) d->n_heartbeats++;
     for (size_t k = first_entry; k < n; k++) {
         vd_dir_index *ix = &d->cur.indexes[which[k]];
         int32_t owner = -1;
-        parse_owner(rep[k], &owner);
-        written *w = find_written(d, ix->name);
+        vd_dir_pin_reply(rep[k], &owner);
+        vd_dir_written *w = find_written(d, ix->name);
         if (!w) {
-            written *v = realloc(d->wr, (d->nwr + 1) * sizeof *v);
+            vd_dir_written *v = realloc(d->wr, (d->nwr + 1) * sizeof *v);
             if (!v) continue;
             d->wr = v;
             w = &d->wr[d->nwr++];
@@ -738,10 +453,10 @@ out:
 /* Removes the heartbeat: the worker leaves the fleet cleanly. */
 static void delete_heartbeat(vd_directory *d)
 {
-    if (!d->bc || get_state(d, NULL) != 1) return;
+    if (!d->bc || vd_dir_state(d, NULL) != 1) return;
     size_t l0, l1;
-    char *k0 = mkkey(d, "worker:", d->worker_id, strlen(d->worker_id), &l0);
-    char *k1 = mkkey(d, "workers", "", 0, &l1), why[256];
+    char *k0 = vd_dir_key(d, "worker:", d->worker_id, strlen(d->worker_id), &l0);
+    char *k1 = vd_dir_key(d, "workers", "", 0, &l1), why[256];
     if (k0 && k1) {
         const char *a0[2] = {"DEL", k0}, *a1[3] = {"ZREM", k1, d->worker_id};
         size_t s0[2] = {3, l0}, s1[3] = {4, l1, strlen(d->worker_id)};
@@ -763,12 +478,12 @@ static void *publisher(void *arg)
     pthread_mutex_lock(&d->mu);
     for (;;) {
         double retry_at;
-        int state = get_state(d, &retry_at);
+        int state = vd_dir_state(d, &retry_at);
         double wake = state == 0 && retry_at > next ? retry_at : next;
-        while (!d->stop && mono_s() < wake) {
+        while (!d->stop && vd_dir_mono_s() < wake) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            double left = wake - mono_s();
+            double left = wake - vd_dir_mono_s();
             if (left > 0.5) left = 0.5;
             if (left < 0) left = 0;
             ts.tv_sec += (time_t)left;
@@ -787,7 +502,7 @@ static void *publisher(void *arg)
             memset(&d->snap, 0, sizeof d->snap);
             d->have_snap = 0;
         }
-        unpin_list todo = d->unpins;
+        vd_dir_unpin_list todo = d->unpins;
         memset(&d->unpins, 0, sizeof d->unpins);
         pthread_mutex_unlock(&d->mu);
 
@@ -799,29 +514,29 @@ static void *publisher(void *arg)
                 d->recent.v[i--] = d->recent.v[--d->recent.n];
             }
         /* At exit a down Redis gets no more waiting. */
-        int ok = !(final && get_state(d, NULL) == 0) && publish_round(d, &todo, final) == 0;
+        int ok = !(final && vd_dir_state(d, NULL) == 0) && publish_round(d, &todo, final) == 0;
         if (final) {
             if (ok) delete_heartbeat(d);
-            free_unpins(&todo);
+            vd_dir_unpins_free(&todo);
             return NULL;
         }
         pthread_mutex_lock(&d->mu);
         if (ok) {
             for (size_t i = 0; i < todo.n; i++) {
                 forget_written(d, todo.v[i].name, todo.v[i].len);
-                unpins_push(&d->recent, todo.v[i].name, todo.v[i].len, todo.v[i].partition,
-                            todo.v[i].seq);
+                vd_dir_unpins_push(&d->recent, todo.v[i].name, todo.v[i].len, todo.v[i].partition,
+                                   todo.v[i].seq);
             }
-            free_unpins(&todo);
+            vd_dir_unpins_free(&todo);
         } else {
             /* Not done: put them back in front of newer ones. */
             for (size_t i = 0; i < d->unpins.n; i++)
-                unpins_push(&todo, d->unpins.v[i].name, d->unpins.v[i].len,
-                            d->unpins.v[i].partition, d->unpins.v[i].seq);
-            free_unpins(&d->unpins);
+                vd_dir_unpins_push(&todo, d->unpins.v[i].name, d->unpins.v[i].len,
+                                   d->unpins.v[i].partition, d->unpins.v[i].seq);
+            vd_dir_unpins_free(&d->unpins);
             d->unpins = todo;
         }
-        next = mono_s() + d->heartbeat_ms / 1000.0;
+        next = vd_dir_mono_s() + d->heartbeat_ms / 1000.0;
     }
 }
 
@@ -862,9 +577,9 @@ void vd_directory_close(vd_directory *d)
     }
     vd_dir_conn_close(d->pc);
     vd_dir_conn_close(d->bc);
-    pins_clear(d);
-    free_unpins(&d->unpins);
-    free_unpins(&d->recent);
+    vd_dir_pins_clear(d);
+    vd_dir_unpins_free(&d->unpins);
+    vd_dir_unpins_free(&d->recent);
     vd_dir_snapshot_clear(&d->snap);
     vd_dir_snapshot_clear(&d->cur);
     clear_written(d);
@@ -917,7 +632,7 @@ vd_err vd_directory_workers(vd_directory *d, vd_dir_worker **out, size_t *nout, 
     char why[256];
     size_t klen;
     if (!d->pc) return reader_fail(d, err, "not connected", "reconnect");
-    char *zkey = mkkey(d, "workers", "", 0, &klen);
+    char *zkey = vd_dir_key(d, "workers", "", 0, &klen);
     if (!zkey) return vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
     const char *argv[4] = {"ZRANGE", zkey, "0", "-1"};
     size_t lens[4] = {6, klen, 1, 2};
@@ -941,7 +656,7 @@ vd_err vd_directory_workers(vd_directory *d, vd_dir_worker **out, size_t *nout, 
     for (size_t i = 0; i < n; i++) {
         size_t idlen;
         const char *id = vd_dir_reply_str(vd_dir_reply_at(ids, i), &idlen);
-        if (!(keys[i] = mkkey(d, "worker:", id, idlen, &klen))) {
+        if (!(keys[i] = vd_dir_key(d, "worker:", id, idlen, &klen))) {
             erc = vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
             goto out;
         }
@@ -1009,7 +724,7 @@ vd_err vd_directory_indexes(vd_directory *d, vd_dir_index **out, size_t *nout, v
     if (erc) return erc;
     char why[256];
     size_t klen;
-    char *skey = mkkey(d, "indexes", "", 0, &klen);
+    char *skey = vd_dir_key(d, "indexes", "", 0, &klen);
     vd_dir_reply *names = NULL;
     if (!skey) {
         erc = vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
@@ -1039,8 +754,8 @@ vd_err vd_directory_indexes(vd_directory *d, vd_dir_index **out, size_t *nout, v
     for (size_t i = 0; i < n; i++) {
         size_t nmlen, l0, l1;
         const char *nm = vd_dir_reply_str(vd_dir_reply_at(names, i), &nmlen);
-        keys[2 * i] = mkkey(d, "index:", nm, nmlen, &l0);
-        keys[2 * i + 1] = mkkey(d, "pin:", nm, nmlen, &l1);
+        keys[2 * i] = vd_dir_key(d, "index:", nm, nmlen, &l0);
+        keys[2 * i + 1] = vd_dir_key(d, "pin:", nm, nmlen, &l1);
         if (!keys[2 * i] || !keys[2 * i + 1]) {
             erc = vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
             goto out;
@@ -1074,7 +789,7 @@ vd_err vd_directory_indexes(vd_directory *d, vd_dir_index **out, size_t *nout, v
         vd_error derr;
         if (vd_dir_index_decode(nm, nmlen, f, l, nf, &xs[got], &derr) == VD_OK) {
             int32_t pin = -1;
-            if (parse_owner(rep[2 * i + 1], &pin)) pin = -1;
+            if (vd_dir_pin_reply(rep[2 * i + 1], &pin)) pin = -1;
             xs[got].pinned = pin;
             for (size_t k = 0; k < nw; k++)
                 if (strcmp(ws[k].id, xs[got].owner) == 0) xs[got].owner_alive = 1;
