@@ -18,15 +18,11 @@
  */
 #include "directory_internal.h"
 
-#include <inttypes.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
-#include <unistd.h>
 
 double vd_dir_mono_s(void)
 {
@@ -35,7 +31,6 @@ double vd_dir_mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* prefix + kind + name, e.g. "vectord:g:pin:" "docs". Caller frees. */
 char *vd_dir_key(const vd_directory *d, const char *kind, const char *name, size_t len,
                  size_t *out_len)
 {
@@ -134,16 +129,6 @@ vd_err vd_directory_connect(vd_directory **out, const vd_directory_opts *opts, v
     return VD_OK;
 }
 
-void vd_directory_stats_get(vd_directory *d, vd_directory_stats *out)
-{
-    out->up = vd_dir_state(d, NULL) == 1;
-    out->errors = d->n_errors;
-    out->heartbeats = d->n_heartbeats;
-    out->pin_skipped = d->n_pin_skipped;
-    out->pin_cache_hits = d->n_pin_hits;
-    out->pin_conflicts = d->n_conflicts;
-}
-
 vd_err vd_directory_open(vd_directory **out, const vd_directory_opts *opts, vd_error *err)
 {
     if (!opts->worker_id || !*opts->worker_id)
@@ -182,4 +167,14 @@ void vd_directory_close(vd_directory *d)
     free(d->prefix);
     free(d->worker_id);
     free(d);
+}
+
+void vd_directory_stats_get(vd_directory *d, vd_directory_stats *out)
+{
+    out->up = vd_dir_state(d, NULL) == 1;
+    out->errors = d->n_errors;
+    out->heartbeats = d->n_heartbeats;
+    out->pin_skipped = d->n_pin_skipped;
+    out->pin_cache_hits = d->n_pin_hits;
+    out->pin_conflicts = d->n_conflicts;
 }

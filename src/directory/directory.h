@@ -19,7 +19,9 @@
  * (cached) and claims.
  *
  * Every hiredis call of vectord is in conn.c (hiredis 0.14.1, the
- * blocking API, one connection per thread). Redis 4.0 or newer.
+ * blocking API, one connection per thread). Redis 4.0 or newer. The
+ * records and their encoding are in fields.h; which file does what, and
+ * which thread owns which state, is in directory_internal.h.
  */
 #ifndef VD_DIRECTORY_DIRECTORY_H
 #define VD_DIRECTORY_DIRECTORY_H
@@ -63,7 +65,8 @@ vd_err vd_directory_connect(vd_directory **out, const vd_directory_opts *opts, v
 /*
  * Stops the publisher (a worker's last snapshot is written and its
  * heartbeat deleted, each within the timeout when Redis answers), closes
- * the connections and frees. NULL is accepted.
+ * the connections and frees. The thread that opened d, once no other call
+ * on d runs. NULL is accepted.
  */
 void vd_directory_close(vd_directory *d);
 
@@ -71,7 +74,7 @@ void vd_directory_close(vd_directory *d);
  * Hands the worker's current state to the publisher, which writes it at
  * its next tick (heartbeat every time; an index entry when it changed,
  * after a reconnect, or once per TTL). Takes ownership of what *snap holds
- * and clears *snap. Never does I/O.
+ * and clears *snap. Poll thread; never does I/O.
  */
 void vd_directory_publish(vd_directory *d, vd_dir_snapshot *snap);
 
@@ -96,7 +99,7 @@ vd_err vd_directory_pin_claim(vd_directory *d, const char *name, size_t len, int
 /*
  * The index was dropped from partition: its pin (when it points at
  * partition) and its entry are deleted by the publisher, retried until
- * Redis answers. Never does I/O.
+ * Redis answers. Poll thread; never does I/O.
  */
 void vd_directory_unpin(vd_directory *d, const char *name, size_t len, int32_t partition);
 
@@ -110,13 +113,16 @@ typedef struct vd_directory_stats {
     uint64_t pin_conflicts;  /* owned indexes whose pin names another partition */
 } vd_directory_stats;
 
+/* Fills *out. Any thread (the /metrics handler): the counters are atomic. */
 void vd_directory_stats_get(vd_directory *d, vd_directory_stats *out);
 
 /*
- * Readers (vectorctl). Every index entry, sorted by name, with its pin and
- * whether its owner is alive; every live heartbeat, sorted by id. *out is
- * the caller's: free each element with vd_dir_*_clear, then the array.
- * Errors: VD_ERR_IO (Redis failed; the message says how), VD_ERR_NOMEM.
+ * Readers (vectorctl), on a directory from vd_directory_connect, from the
+ * thread that connected it. Every index entry, sorted by name, with its
+ * pin and whether its owner is alive; every live heartbeat, sorted by id.
+ * *out is the caller's: free each element with vd_dir_*_clear, then the
+ * array. Errors: VD_ERR_IO (Redis failed; the message says how; the
+ * connection is closed and later calls fail too), VD_ERR_NOMEM.
  */
 vd_err vd_directory_indexes(vd_directory *d, vd_dir_index **out, size_t *n, vd_error *err);
 vd_err vd_directory_workers(vd_directory *d, vd_dir_worker **out, size_t *n, vd_error *err);
