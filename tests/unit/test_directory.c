@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "directory/directory.h"
+#include "directory/url.h"
 
 static double now_s(void)
 {
