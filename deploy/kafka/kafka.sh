@@ -18,6 +18,9 @@
 # State: <dir> (default <repo>/var/kafka-test, or $VECTORD_KAFKA_DIR) holds
 #        server.properties, data/, logs/, kafka.pid, bootstrap, cluster.id.
 # Ports: 39092 (clients), 39093 (controller), far from a developer's 9092/9093.
+# AUTO_CREATE=true in the environment of `start`: the broker creates topics
+# on first use (auto.create.topics.enable; off by default, as tests create
+# their topics explicitly).
 #
 # Needs java (17) and mvn. If Maven cannot resolve the jars, `fetch` and
 # `start` fail loudly: a caller must NOT fall back to a mock broker.
@@ -263,7 +266,7 @@ transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=4
 
 # Tests create their topics explicitly (co-partitioning is checked).
-auto.create.topics.enable=false
+auto.create.topics.enable=${AUTO_CREATE:-false}
 delete.topic.enable=true
 
 # Fast group joins and short session timeouts for tests.

@@ -87,6 +87,9 @@ static const keydef keys[] = {
      "largest metadata value per item"},
     {"limits.max.message.bytes", T_INT, "67108864", 1024, 1073741824, NULL,
      "largest accepted message body"},
+    {"reply.topics.allow", T_STR, "", 0, 0, NULL,
+     "comma-separated topic-name prefixes replies and acks may go to (empty: any topic but "
+     "the worker's own commands, search and DLQ topics, which are always refused)"},
     {"index.repair.threshold", T_DOUBLE, "0.25", 0.0, 1.0, NULL,
      "fraction of tombstones that triggers a graph repair"},
     {"http.listen", T_STR, "127.0.0.1:9464", 0, 0, NULL,

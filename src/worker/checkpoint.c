@@ -4,6 +4,7 @@
  */
 #include "worker/checkpoint.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@
 #include "store/store.h"
 #include "vectord/lhv1.h"
 #include "worker/manifest.h"
+#include "worker/outbox.h"
 #include "worker/partition.h"
 #include "worker/taskq.h"
 
@@ -37,6 +39,7 @@ typedef struct vd_ckjob {
     size_t ndropped;
     int64_t applied; /* the manifest's offset: commit applied + 1 */
     size_t pending;  /* commands it makes durable */
+    int held;        /* not submitted yet: a DLQ record up to applied is unacknowledged */
     double t0;
     vd_err rc;
     vd_error err;
@@ -167,15 +170,51 @@ static ckjob *ck_snapshot(vd_worker *w, vd_partition *p, const char *why, vd_err
     return j;
 }
 
-static void ck_submit(vd_worker *w, vd_partition *p, ckjob *j)
+/* How long a revoke or shutdown checkpoint waits for the broker to
+ * acknowledge the DLQ records it covers before it gives up (no commit:
+ * the next owner replays them). */
+static const double dlq_wait_s = 10.0;
+
+/* Whether every DLQ record of p's commands up to applied is acknowledged
+ * (the manifest and the commit may then cover them: a replay does not
+ * send them again). */
+static int dlq_clear(vd_worker *w, vd_partition *p, int64_t applied)
 {
-    p->ck = j;
-    vd_taskq_submit(w->store_q, &j->t);
+    return vd_outbox_dlq_oldest(&w->out, p->id) > applied;
 }
 
-static int ck_done(vd_worker *w, vd_partition *p, int wait)
+/* Starts j: to the store thread now, or held until the DLQ records it
+ * covers are acknowledged (vd_checkpoint_policy looks again). */
+static void ck_start(vd_worker *w, vd_partition *p, ckjob *j)
 {
-    return vd_taskq_done(w->store_q, &p->ck->t, wait);
+    p->ck = j;
+    j->held = !dlq_clear(w, p, j->applied);
+    if (!j->held) vd_taskq_submit(w->store_q, &j->t);
+}
+
+/* Poll thread: waits for p's job. A held job waits for its DLQ records,
+ * serving the producer's delivery reports, at most dlq_wait_s; if they are
+ * still not acknowledged it fails without being written. */
+static void ck_wait(vd_worker *w, vd_partition *p)
+{
+    ckjob *j = p->ck;
+    double deadline = vd_mono_s() + dlq_wait_s;
+    while (j->held && !dlq_clear(w, p, j->applied) && vd_mono_s() < deadline) {
+        rd_kafka_poll(w->producer, 50);
+        vd_outbox_poll(&w->out);
+    }
+    if (j->held && !dlq_clear(w, p, j->applied)) {
+        j->rc = vd_error_set(&j->err, VD_ERR_UNAVAILABLE,
+                             "DLQ records up to offset %" PRId64 " not acknowledged by the broker "
+                             "within %.0f s",
+                             j->applied, dlq_wait_s);
+        return;
+    }
+    if (j->held) {
+        j->held = 0;
+        vd_taskq_submit(w->store_q, &j->t);
+    }
+    vd_taskq_done(w->store_q, &j->t, 1);
 }
 
 /* A failed job's drops go back to p, but not a name created again
@@ -260,7 +299,7 @@ static vd_err ck_finish(vd_worker *w, vd_partition *p, vd_error *err)
 void vd_checkpoint_discard(vd_worker *w, vd_partition *p)
 {
     if (!p->ck) return;
-    ck_done(w, p, 1);
+    if (!p->ck->held) vd_taskq_done(w->store_q, &p->ck->t, 1);
     ckjob_free(&p->ck->t);
     p->ck = NULL;
 }
@@ -271,7 +310,7 @@ vd_err vd_checkpoint_now(vd_worker *w, vd_partition *p, const char *why, vd_erro
     if (!err) err = &local;
     if (p->ck) { /* settle the one in flight */
         vd_error settled;
-        ck_done(w, p, 1);
+        ck_wait(w, p);
         ck_finish(w, p, &settled);
     }
     vd_err rc;
@@ -280,8 +319,8 @@ vd_err vd_checkpoint_now(vd_worker *w, vd_partition *p, const char *why, vd_erro
         if (rc) ck_failed(w, p, why, err->msg);
         return rc;
     }
-    ck_submit(w, p, j);
-    ck_done(w, p, 1);
+    ck_start(w, p, j);
+    ck_wait(w, p);
     return ck_finish(w, p, err);
 }
 
@@ -292,7 +331,14 @@ void vd_checkpoint_policy(vd_worker *w)
     for (int32_t i = 0; i < w->nparts; i++) {
         vd_partition *p = &w->parts[i];
         if (p->ck) {
-            if (ck_done(w, p, 0)) ck_finish(w, p, NULL);
+            if (p->ck->held) {
+                if (dlq_clear(w, p, p->ck->applied)) {
+                    p->ck->held = 0;
+                    vd_taskq_submit(w->store_q, &p->ck->t);
+                }
+            } else if (vd_taskq_done(w->store_q, &p->ck->t, 0)) {
+                ck_finish(w, p, NULL);
+            }
             continue;
         }
         if ((p->state != VD_PART_REPLAYING && p->state != VD_PART_READY) || p->pending == 0 ||
@@ -306,7 +352,7 @@ void vd_checkpoint_policy(vd_worker *w)
         vd_err rc;
         ckjob *j = ck_snapshot(w, p, why, &rc, &err);
         if (j)
-            ck_submit(w, p, j);
+            ck_start(w, p, j);
         else if (rc)
             ck_failed(w, p, why, err.msg);
     }

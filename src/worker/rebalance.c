@@ -7,6 +7,7 @@
 
 #include "worker/checkpoint.h"
 #include "worker/load.h"
+#include "worker/outbox.h"
 #include "worker/partition.h"
 
 /* The commands partition tp names, or NULL (the search topic, or a
@@ -37,6 +38,7 @@ static void on_assign(vd_worker *w, rd_kafka_topic_partition_list_t *parts)
         vd_checkpoint_discard(w, p);
         vd_load_cancel(w, p);
         vd_partition_reset(p);
+        vd_outbox_dlq_forget(&w->out, p->id);
         p->assigned_committed = ce ? RD_KAFKA_OFFSET_INVALID : tp->offset;
         vd_partition_set_state(p, VD_PART_LOADING);
         vd_load_submit(w, p);
@@ -85,6 +87,7 @@ static void on_revoke(vd_worker *w, rd_kafka_topic_partition_list_t *parts)
         }
         vd_checkpoint_discard(w, p);
         vd_partition_reset(p);
+        vd_outbox_dlq_forget(&w->out, p->id);
         VD_WLOG(w, VD_LOG_INFO, "revoked", VD_LI("partition", p->id), VD_LI("lost", lost));
     }
     rd_kafka_assign(w->consumer, NULL);

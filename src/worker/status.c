@@ -10,6 +10,7 @@
 
 #include "common/clock.h"
 #include "directory/directory.h"
+#include "worker/outbox.h"
 #include "worker/partition.h"
 
 /* A Prometheus label value: backslash, quote and newline escaped. */
@@ -45,8 +46,12 @@ static void counters(vd_worker *w, FILE *out)
         {"vectord_partition_load_failures_total",
          "Attempts to load a partition's checkpoints that failed on a store error (retried).",
          &w->n_load_failures},
-        {"vectord_replies_failed_total", "Replies that could not be produced.",
-         &w->out.n_replies_failed},
+        {"vectord_replies_failed_total",
+         "Replies and acks that could not be produced or delivered.", &w->out.n_replies_failed},
+        {"vectord_dlq_failures_total",
+         "DLQ records the producer or the broker refused (each is produced again; its "
+         "partition does not commit past it meanwhile).",
+         &w->out.n_dlq_failures},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
         fprintf(out, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIuFAST64 "\n", c[i].name, c[i].help,
@@ -58,6 +63,14 @@ static void counters(vd_worker *w, FILE *out)
         if (atomic_load(&w->out.rejected_by[code]))
             fprintf(out, "vectord_commands_rejected_by_code_total{code=\"%s\"} %" PRIuFAST64 "\n",
                     vd_err_code((vd_err)code), atomic_load(&w->out.rejected_by[code]));
+    fputs("# HELP vectord_replies_refused_total Replies and acks not produced because of their "
+          "topic: own_topic (the worker's commands, search or DLQ topic), not_allowed (outside "
+          "reply.topics.allow).\n# TYPE vectord_replies_refused_total counter\n",
+          out);
+    for (int r = VD_REPLY_OWN_TOPIC; r < VD_REPLY__COUNT; r++)
+        fprintf(out, "vectord_replies_refused_total{reason=\"%s\"} %" PRIuFAST64 "\n",
+                vd_reply_policy_name((vd_reply_policy)r),
+                atomic_load(&w->out.n_replies_refused[r]));
     fprintf(out,
             "# HELP vectord_fenced 1 when the group fenced this worker (it writes nothing).\n"
             "# TYPE vectord_fenced gauge\nvectord_fenced %d\n",

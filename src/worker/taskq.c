@@ -31,7 +31,7 @@ static void *loop(void *arg)
             pthread_mutex_lock(&q->mu);
         }
         t->done = 1;
-        if (t->cancelled)
+        if (t->cancelled || t->detached)
             t->free(t);
         else
             pthread_cond_broadcast(&q->cond);
@@ -70,10 +70,11 @@ void vd_taskq_free(vd_taskq *q)
     free(q);
 }
 
-void vd_taskq_submit(vd_taskq *q, vd_task *t)
+static void submit(vd_taskq *q, vd_task *t, int detached)
 {
     pthread_mutex_lock(&q->mu);
     t->done = t->cancelled = 0;
+    t->detached = detached;
     t->next = NULL;
     if (q->tail)
         q->tail->next = t;
@@ -82,6 +83,16 @@ void vd_taskq_submit(vd_taskq *q, vd_task *t)
     q->tail = t;
     pthread_cond_broadcast(&q->cond);
     pthread_mutex_unlock(&q->mu);
+}
+
+void vd_taskq_submit(vd_taskq *q, vd_task *t)
+{
+    submit(q, t, 0);
+}
+
+void vd_taskq_submit_detached(vd_taskq *q, vd_task *t)
+{
+    submit(q, t, 1);
 }
 
 int vd_taskq_done(vd_taskq *q, vd_task *t, int wait)

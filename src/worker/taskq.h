@@ -26,7 +26,7 @@ typedef struct vd_task {
     /* Frees the task (called by the queue for a cancelled task). */
     void (*free)(struct vd_task *t);
     /* The queue's, under its lock. */
-    int done, cancelled;
+    int done, cancelled, detached;
     struct vd_task *next;
 } vd_task;
 
@@ -41,6 +41,10 @@ void vd_taskq_free(vd_taskq *q);
 
 /* Queues t (run and free set by the caller; the rest is the queue's). */
 void vd_taskq_submit(vd_taskq *q, vd_task *t);
+
+/* Queues t for a run nobody collects: the queue frees it once it ran
+ * (or at vd_taskq_free). The caller must not touch t afterwards. */
+void vd_taskq_submit_detached(vd_taskq *q, vd_task *t);
 
 /* Whether t has run (or was skipped after a cancel); wait: block until so. */
 int vd_taskq_done(vd_taskq *q, vd_task *t, int wait);

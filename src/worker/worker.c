@@ -164,21 +164,71 @@ static vd_err open_store(vd_worker *w, const vd_config *cfg, vd_error *err)
     return vd_store_open(&w->store, url, &so, err);
 }
 
+static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    vd_worker *w = opaque;
+    vd_outbox_delivered(rk, m, &w->out);
+}
+
+/* The headroom a DLQ record needs over the message it copies: the error
+ * headers and the record's framing. */
+enum { DLQ_OVERHEAD = 65536 };
+
+/*
+ * The producer's message.max.bytes: large enough for the DLQ copy of any
+ * accepted message (limits.max.message.bytes plus the error headers), and
+ * at least librdkafka's default. A smaller one set by the user is refused:
+ * rejected commands would otherwise never reach the DLQ.
+ */
+static vd_err producer_max_bytes(const vd_config *cfg, size_t max_message, char *buf, size_t cap,
+                                 vd_error *err)
+{
+    double need = (double)max_message + DLQ_OVERHEAD, top = 1e9;
+    if (need > top)
+        return vd_error_set(err, VD_ERR_CONFIG,
+                            "limits.max.message.bytes (%zu) + %d bytes of DLQ headers exceeds the "
+                            "largest record librdkafka produces (kafka.producer.message.max.bytes "
+                            "<= 1000000000)",
+                            max_message, DLQ_OVERHEAD);
+    const char *set = vd_kafka_conf_get(cfg, VD_KAFKA_PRODUCER, "message.max.bytes");
+    if (set && atof(set) < need)
+        return vd_error_set(err, VD_ERR_CONFIG,
+                            "kafka.producer.message.max.bytes (%s) must be at least "
+                            "limits.max.message.bytes (%zu) + %d: a rejected command is copied to "
+                            "the DLQ whole",
+                            set, max_message, DLQ_OVERHEAD);
+    double v = need + 1048576 > top ? top : need + 1048576;
+    snprintf(buf, cap, "%.0f", v < 1000000 ? 1000000 : v);
+    return VD_OK;
+}
+
 /* The producer (replies, acks, DLQ) and the consumer (both topics, range
  * assignor, manual commits, auto.offset.reset=error). */
 static vd_err open_clients(vd_worker *w, const vd_config *cfg, vd_error *err)
 {
-    char errstr[512];
+    char errstr[512], max_bytes[32];
     vd_err rc;
-    const char *pdefaults[] = {"partitioner",        "murmur2_random", "linger.ms", "1",
-                               "enable.idempotence", "false",          NULL};
+    if ((rc = producer_max_bytes(cfg, w->max_message, max_bytes, sizeof max_bytes, err))) return rc;
+    /* Never create a topic: a reply-to naming a topic that does not exist
+     * gets nothing (the delivery fails and is counted). */
+    const char *pdefaults[] = {"partitioner",
+                               "murmur2_random",
+                               "linger.ms",
+                               "1",
+                               "enable.idempotence",
+                               "false",
+                               "allow.auto.create.topics",
+                               "false",
+                               "message.max.bytes",
+                               max_bytes,
+                               NULL};
     rd_kafka_conf_t *pc;
     if ((rc = vd_kafka_conf(cfg, VD_KAFKA_PRODUCER, pdefaults, w->bootstrap, &pc, err))) return rc;
     rd_kafka_conf_set_opaque(pc, w);
     rd_kafka_conf_set_log_cb(pc, kafka_log_cb);
+    rd_kafka_conf_set_dr_msg_cb(pc, delivered);
     if (!(w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof errstr)))
         return vd_error_set(err, VD_ERR_CONFIG, "producer: %s", errstr);
-    w->out.producer = w->producer;
     const char *gi = vd_config_str(cfg, "group.instance.id");
     const char *cdefaults[] = {"group.id",
                                vd_config_str(cfg, "group.id"),
@@ -237,7 +287,6 @@ vd_err vd_worker_new(vd_worker **out, const vd_config *cfg, const vd_logger *lg,
     worker_settings(w, cfg);
     pthread_mutex_init(&w->qmu, NULL);
     pthread_cond_init(&w->qcond, NULL);
-    vd_outbox_init(&w->out, NULL, w->t_dlq, lg);
 
     vd_err rc;
     if ((rc = open_directory(w, cfg, err))) goto fail;
@@ -259,6 +308,15 @@ vd_err vd_worker_new(vd_worker **out, const vd_config *cfg, const vd_logger *lg,
     if ((rc = vd_taskq_new(&w->store_q, w, err))) goto fail;
     if ((rc = open_clients(w, cfg, err))) goto fail;
     if ((rc = open_partitions(w, err))) goto fail;
+    vd_outbox_opts oo = {
+        .producer = w->producer,
+        .lg = lg,
+        .own = {w->t_cmd, w->t_search, w->t_dlq},
+        .allow = vd_config_str(cfg, "reply.topics.allow"),
+        .partitions = w->nparts,
+        .retry_max_s = vd_config_int(cfg, "checkpoint.retry.backoff.max.ms") / 1000.0,
+    };
+    if ((rc = vd_outbox_open(&w->out, &oo, err))) goto fail;
     if ((rc = vd_search_start(w, err))) goto fail;
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(sub, w->t_cmd, RD_KAFKA_PARTITION_UA);
@@ -388,6 +446,7 @@ vd_err vd_worker_run(vd_worker *w, volatile sig_atomic_t *stop, vd_error *err)
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, loading ? 10 : 100);
         if (m) handle_message(w, m);
         rd_kafka_poll(w->producer, 0);
+        vd_outbox_poll(&w->out);
         vd_search_commit(w);
         vd_checkpoint_policy(w);
         vd_status_directory_tick(w, 0);
@@ -430,6 +489,6 @@ void vd_worker_free(vd_worker *w)
     free(w->bootstrap);
     pthread_mutex_destroy(&w->qmu);
     pthread_cond_destroy(&w->qcond);
-    vd_outbox_clear(&w->out);
+    vd_outbox_close(&w->out);
     free(w);
 }

@@ -113,16 +113,39 @@ typedef struct vd_partition {
     int64_t seek_to, seek_hi;
 } vd_partition;
 
+/* The DLQ records of one commands partition not yet acknowledged by the
+ * broker (outbox.c; poll thread): their source offsets, increasing. */
+typedef struct vd_dlq_track {
+    int64_t *offs;
+    size_t n, cap;
+    uint32_t epoch; /* bumped when the partition is forgotten */
+} vd_dlq_track;
+
 /* The reply side of the worker (outbox.c): one producer for replies, acks
- * and DLQ records, and the topics it already looked up. */
+ * and DLQ records, the reply-topic policy, and the DLQ bookkeeping. */
 typedef struct vd_outbox {
+    /* Set by vd_outbox_open, read-only afterwards (any thread). */
+    int open;
     rd_kafka_t *producer; /* the worker's */
-    const char *t_dlq;
     const vd_logger *lg;
-    pthread_mutex_t warm_mu; /* guards warm, nwarm */
+    const char *own[3]; /* never replied to: commands, search, DLQ */
+    char **allow;       /* reply.topics.allow prefixes (none: any) */
+    size_t nallow;
+    double retry_max_s;
+    /* Reply topics looked up or being looked up (warm_mu), and the thread
+     * that looks them up. */
+    pthread_mutex_t warm_mu;
     char *warm[64];
     int nwarm;
-    atomic_uint_fast64_t n_rejected, n_replies_failed;
+    struct vd_taskq *warmer;
+    /* The poll thread's: DLQ records in flight per commands partition, and
+     * the ones to produce again. */
+    vd_dlq_track *dlq;
+    int32_t nparts;
+    struct vd_dlq_retry *retries;
+    /* Counters for /metrics. */
+    atomic_uint_fast64_t n_rejected, n_replies_failed, n_dlq_failures;
+    atomic_uint_fast64_t n_replies_refused[3]; /* by vd_reply_policy, 0 unused */
     atomic_uint_fast64_t rejected_by[VD_ERR__COUNT];
 } vd_outbox;
 
