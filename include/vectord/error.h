@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include "vectord/api.h"
+
 typedef enum vd_err {
     VD_OK = 0,
     VD_ERR_NOMEM,            /* "out_of_memory" */
@@ -44,19 +46,19 @@ typedef struct vd_error {
 } vd_error;
 
 /* Stable snake_case name used on the wire ("invalid_params"). Never NULL. */
-const char *vd_err_code(vd_err code);
+VD_API const char *vd_err_code(vd_err code);
 
 /* Short human description ("invalid index parameters"). Never NULL. */
-const char *vd_strerror(vd_err code);
+VD_API const char *vd_strerror(vd_err code);
 
 /*
  * Sets err->code and a printf-formatted message (when err is not NULL) and
  * returns code, so a caller can write `return vd_error_set(err, ...)`.
  */
-vd_err vd_error_set(vd_error *err, vd_err code, const char *fmt, ...)
+VD_API vd_err vd_error_set(vd_error *err, vd_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Resets err to VD_OK with an empty message. err may be NULL. */
-void vd_error_clear(vd_error *err);
+VD_API void vd_error_clear(vd_error *err);
 
 #endif

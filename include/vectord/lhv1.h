@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vectord/api.h"
 #include "vectord/error.h"
 #include "vectord/index.h"
 
@@ -38,20 +39,20 @@ typedef int (*vd_lhv1_sink)(void *ctx, const void *buf, size_t len);
  * checksum, then the bytes), so writers wait but searches go on.
  * Errors: VD_ERR_IO (the sink failed), VD_ERR_NOMEM.
  */
-vd_err vd_lhv1_write(vd_index *ix, const vd_lhv1_kafka *kafka, vd_lhv1_sink sink, void *ctx,
-                     vd_error *err);
+VD_API vd_err vd_lhv1_write(vd_index *ix, const vd_lhv1_kafka *kafka, vd_lhv1_sink sink, void *ctx,
+                            vd_error *err);
 
 /* Same into a malloc'd buffer: *out (caller frees) and *len. */
-vd_err vd_lhv1_write_buf(vd_index *ix, const vd_lhv1_kafka *kafka, uint8_t **out, size_t *len,
-                         vd_error *err);
+VD_API vd_err vd_lhv1_write_buf(vd_index *ix, const vd_lhv1_kafka *kafka, uint8_t **out,
+                                size_t *len, vd_error *err);
 
 /*
  * Same into path, atomically: a temp file beside it, fsync, rename, fsync
  * of the directory. Readers see the old file or the new one, never a part.
  * Errors: VD_ERR_IO naming the path and errno, VD_ERR_NOMEM.
  */
-vd_err vd_lhv1_write_file(vd_index *ix, const vd_lhv1_kafka *kafka, const char *path,
-                          vd_error *err);
+VD_API vd_err vd_lhv1_write_file(vd_index *ix, const vd_lhv1_kafka *kafka, const char *path,
+                                 vd_error *err);
 
 /*
  * Loads an index from buf[0..len). limits may be NULL (defaults). On
@@ -59,12 +60,12 @@ vd_err vd_lhv1_write_file(vd_index *ix, const vd_lhv1_kafka *kafka, const char *
  * Errors: VD_ERR_CORRUPT (magic, truncation, checksum, structure),
  * VD_ERR_VERSION, VD_ERR_INVALID_PARAMS (params beyond limits), VD_ERR_NOMEM.
  */
-vd_err vd_lhv1_read(const uint8_t *buf, size_t len, const vd_limits *limits, vd_index **out,
-                    vd_lhv1_kafka *kafka, vd_error *err);
+VD_API vd_err vd_lhv1_read(const uint8_t *buf, size_t len, const vd_limits *limits, vd_index **out,
+                           vd_lhv1_kafka *kafka, vd_error *err);
 
 /* Same from a file (memory-mapped). Adds VD_ERR_IO. */
-vd_err vd_lhv1_read_file(const char *path, const vd_limits *limits, vd_index **out,
-                         vd_lhv1_kafka *kafka, vd_error *err);
+VD_API vd_err vd_lhv1_read_file(const char *path, const vd_limits *limits, vd_index **out,
+                                vd_lhv1_kafka *kafka, vd_error *err);
 
 /*
  * Checks magic, envelope and payload checksum without building the index,
@@ -72,6 +73,6 @@ vd_err vd_lhv1_read_file(const char *path, const vd_limits *limits, vd_index **o
  * frees; may be NULL). For `vectorctl inspect`.
  * Errors: VD_ERR_CORRUPT, VD_ERR_VERSION, VD_ERR_NOMEM.
  */
-vd_err vd_lhv1_verify(const uint8_t *buf, size_t len, char **envelope, vd_error *err);
+VD_API vd_err vd_lhv1_verify(const uint8_t *buf, size_t len, char **envelope, vd_error *err);
 
 #endif
