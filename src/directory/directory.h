@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 #include "common/log.h"
-#include "vectord/error.h"
+#include "common/service_error.h"
 #include "vectord/index.h"
 
 /* ---- Redis URLs ---- */
