@@ -45,7 +45,7 @@ typedef struct vd_limits {
     uint32_t max_batch;      /* items per add/delete call, default 10000 */
     uint32_t max_id_len;     /* bytes, default 512 */
     uint32_t max_metadata;   /* bytes per item, default 65536 */
-    uint32_t max_name_len;   /* bytes, default 249 (Kafka's topic-name limit) */
+    uint32_t max_name_len;   /* bytes, default 249 */
     double repair_threshold; /* deleted/(live+deleted) that triggers a repair, default 0.25 */
 } vd_limits;
 

@@ -34,7 +34,7 @@
 #include "manifest.h"
 #include "store/store.h"
 #include "vectord/index.h"
-#include "vectord/lhv1.h"
+#include "lhv1/lhv1_position.h"
 
 /* ------------------------------------------------------------------ */
 /* Types. */
@@ -712,7 +712,7 @@ static ckjob *ck_snapshot(vd_worker *w, part *p, const char *why, vd_err *rc, vd
             f->offset = fo = e->last;
             f->name = strdup(e->name);
             f->key = vd_store_index_key(e->name, strlen(e->name));
-            *rc = f->name && f->key ? vd_lhv1_write_buf(e->ix, &k, &f->buf, &f->len, err)
+            *rc = f->name && f->key ? vd_lhv1_write_buf_pos(e->ix, &k, &f->buf, &f->len, err)
                                     : VD_ERR_NOMEM;
             j->bytes += f->len;
         }
@@ -1078,7 +1078,7 @@ static void ld_load(vd_worker *w, task *t)
         rc = ikey ? vd_store_get(w->store, ikey, &buf, &len, err) : VD_ERR_NOMEM;
         free(ikey);
         if (!rc) {
-            rc = vd_lhv1_read(buf, len, &w->limits, &li->ix, &k, err);
+            rc = vd_lhv1_read_pos(buf, len, &w->limits, &li->ix, &k, err);
             free(buf);
         }
         if (rc) break;
