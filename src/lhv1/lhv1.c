@@ -26,10 +26,7 @@
 
 #include "../common/crc32c.h"
 #include "../index/payload.h"
-
-#ifndef VECTORD_VERSION
-#define VECTORD_VERSION "0.0.0"
-#endif
+#include "vectord/version.h"
 
 typedef struct measure {
     uint64_t len;

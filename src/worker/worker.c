@@ -35,6 +35,7 @@
 #include "store/store.h"
 #include "vectord/index.h"
 #include "lhv1/lhv1_position.h"
+#include "vectord/version.h"
 
 /* ------------------------------------------------------------------ */
 /* Types. */
