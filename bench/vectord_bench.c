@@ -382,7 +382,7 @@ int main(int argc, char **argv)
     double rss0 = rss_mb(), secs;
     if (o.load) {
         double t0 = now();
-        if (vd_lhv1_read_file(o.load, NULL, &ix, NULL, &err)) die("%s", err.msg);
+        if (vd_lhv1_read_file(o.load, NULL, &ix, &err)) die("%s", err.msg);
         secs = now() - t0;
         printf("{\"load_s\":%.4f,\"mem_mb\":%.1f,\"n\":%zu,\"dim\":%u}\n", secs, rss_mb() - rss0,
                vd_index_len(ix), vd_index_params_get(ix)->dimension);
@@ -396,7 +396,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     if (o.save) {
         double t0 = now();
-        if (vd_lhv1_write_file(ix, NULL, o.save, &err)) die("%s", err.msg);
+        if (vd_lhv1_write_file(ix, o.save, &err)) die("%s", err.msg);
         printf("{\"save_s\":%.4f}\n", now() - t0);
     }
     sweep(&o, ix, &q, truth.i, truth.dim, NULL, NULL);

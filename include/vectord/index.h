@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vectord/api.h"
 #include "vectord/error.h"
 
 typedef enum vd_distance {
@@ -44,12 +45,12 @@ typedef struct vd_limits {
     uint32_t max_batch;      /* items per add/delete call, default 10000 */
     uint32_t max_id_len;     /* bytes, default 512 */
     uint32_t max_metadata;   /* bytes per item, default 65536 */
-    uint32_t max_name_len;   /* bytes, default 249 (Kafka's topic-name limit) */
+    uint32_t max_name_len;   /* bytes, default 249 */
     double repair_threshold; /* deleted/(live+deleted) that triggers a repair, default 0.25 */
 } vd_limits;
 
-#define VD_MAX_EF 10000
-#define VD_MAX_K  1000
+#define VD_MAX_EF    10000
+#define VD_MAX_K     1000
 #define VD_DEFAULT_K 10
 
 typedef struct vd_index vd_index;
@@ -86,35 +87,35 @@ typedef struct vd_results {
 } vd_results;
 
 typedef struct vd_index_stats {
-    size_t live;       /* searchable items */
-    size_t deleted;    /* tombstones awaiting repair */
-    size_t slots;      /* live + deleted + free slots */
-    int max_level;     /* -1 when empty */
-    size_t mem_bytes;  /* bytes the index has allocated (approximate) */
-    uint64_t repairs;  /* repair passes run so far */
+    size_t live;      /* searchable items */
+    size_t deleted;   /* tombstones awaiting repair */
+    size_t slots;     /* live + deleted + free slots */
+    int max_level;    /* -1 when empty */
+    size_t mem_bytes; /* bytes the index has allocated (approximate) */
+    uint64_t repairs; /* repair passes run so far */
 } vd_index_stats;
 
 /* Fills p with the defaults (dimension 0: the caller must set it). */
-void vd_index_params_init(vd_index_params *p);
+VD_API void vd_index_params_init(vd_index_params *p);
 
 /* Fills l with the default limits. */
-void vd_limits_init(vd_limits *l);
+VD_API void vd_limits_init(vd_limits *l);
 
 /*
  * Parses "cosine" | "euclidean" | "dot" (also "l2", "ip"). Returns VD_OK, or
  * VD_ERR_UNKNOWN_DISTANCE with a message naming the value.
  */
-vd_err vd_distance_parse(const char *s, size_t len, vd_distance *out, vd_error *err);
+VD_API vd_err vd_distance_parse(const char *s, size_t len, vd_distance *out, vd_error *err);
 
 /* "cosine", "euclidean" or "dot". */
-const char *vd_distance_name(vd_distance d);
+VD_API const char *vd_distance_name(vd_distance d);
 
 /*
  * Validates params against limits (NULL: defaults). Returns VD_OK,
  * VD_ERR_INVALID_PARAMS or VD_ERR_UNKNOWN_DISTANCE naming the field.
  */
-vd_err vd_index_params_check(const vd_index_params *p, const vd_limits *limits,
-                             vd_error *err);
+VD_API vd_err vd_index_params_check(const vd_index_params *p, const vd_limits *limits,
+                                    vd_error *err);
 
 /*
  * Creates an empty index. name is copied (UTF-8, 1..max_name_len bytes);
@@ -122,20 +123,20 @@ vd_err vd_index_params_check(const vd_index_params *p, const vd_limits *limits,
  * (free it with vd_index_free); on failure *out is untouched.
  * Errors: VD_ERR_INVALID_PARAMS, VD_ERR_UNKNOWN_DISTANCE, VD_ERR_NOMEM.
  */
-vd_err vd_index_new(vd_index **out, const char *name, size_t name_len,
-                    const vd_index_params *p, const vd_limits *limits, vd_error *err);
+VD_API vd_err vd_index_new(vd_index **out, const char *name, size_t name_len,
+                           const vd_index_params *p, const vd_limits *limits, vd_error *err);
 
 /* Frees the index and everything it owns. NULL is accepted. */
-void vd_index_free(vd_index *idx);
+VD_API void vd_index_free(vd_index *idx);
 
-const char *vd_index_name(const vd_index *idx);
-const vd_index_params *vd_index_params_get(const vd_index *idx);
-const vd_limits *vd_index_limits(const vd_index *idx);
+VD_API const char *vd_index_name(const vd_index *idx);
+VD_API const vd_index_params *vd_index_params_get(const vd_index *idx);
+VD_API const vd_limits *vd_index_limits(const vd_index *idx);
 
 /* Number of live (searchable) items. */
-size_t vd_index_len(vd_index *idx);
+VD_API size_t vd_index_len(vd_index *idx);
 
-void vd_index_stats_get(vd_index *idx, vd_index_stats *out);
+VD_API void vd_index_stats_get(vd_index *idx, vd_index_stats *out);
 
 /*
  * Checks a whole batch without changing anything: ids non-empty, valid
@@ -144,8 +145,8 @@ void vd_index_stats_get(vd_index *idx, vd_index_stats *out);
  * max_batch items. Returns VD_OK or VD_ERR_INVALID_VECTOR / VD_ERR_LIMIT with
  * a message naming the item and field ("items[3].vector[17]: NaN").
  */
-vd_err vd_index_check_items(const vd_index *idx, const vd_item *items, size_t n,
-                            vd_error *err);
+VD_API vd_err vd_index_check_items(const vd_index *idx, const vd_item *items, size_t n,
+                                   vd_error *err);
 
 /*
  * Adds or replaces (upsert) n items. The batch is validated whole first
@@ -154,7 +155,7 @@ vd_err vd_index_check_items(const vd_index *idx, const vd_item *items, size_t n,
  * vd_index_check_items, VD_ERR_NOMEM (the index may then hold a prefix of
  * the batch; the caller should treat the index as failed).
  */
-vd_err vd_index_add(vd_index *idx, const vd_item *items, size_t n, vd_error *err);
+VD_API vd_err vd_index_add(vd_index *idx, const vd_item *items, size_t n, vd_error *err);
 
 /*
  * Deletes the listed ids. Unknown ids are counted in *unknown (may be NULL),
@@ -162,15 +163,15 @@ vd_err vd_index_add(vd_index *idx, const vd_item *items, size_t n, vd_error *err
  * VD_ERR_LIMIT (more than max_batch ids), VD_ERR_INVALID_VECTOR (empty id),
  * both before anything is deleted.
  */
-vd_err vd_index_delete(vd_index *idx, const char *const *ids, const size_t *id_lens, size_t n,
-                       size_t *deleted, size_t *unknown, vd_error *err);
+VD_API vd_err vd_index_delete(vd_index *idx, const char *const *ids, const size_t *id_lens,
+                              size_t n, size_t *deleted, size_t *unknown, vd_error *err);
 
 /*
  * Re-links the graph around every tombstone and frees their slots for reuse
  * (runs by itself when the deleted fraction passes limits.repair_threshold).
  * Errors: VD_ERR_NOMEM (the index is left consistent, tombstones kept).
  */
-vd_err vd_index_compact(vd_index *idx, vd_error *err);
+VD_API vd_err vd_index_compact(vd_index *idx, vd_error *err);
 
 /*
  * Finds the k nearest live items to query (query_len must equal the
@@ -180,8 +181,8 @@ vd_err vd_index_compact(vd_index *idx, vd_error *err);
  * Errors: VD_ERR_INVALID_PARAMS (k > VD_MAX_K, ef > VD_MAX_EF),
  * VD_ERR_INVALID_VECTOR (length, non-finite, zero under cosine), VD_ERR_NOMEM.
  */
-vd_err vd_index_search(vd_index *idx, const float *query, size_t query_len, uint32_t k,
-                       uint32_t ef, vd_results *out, vd_error *err);
+VD_API vd_err vd_index_search(vd_index *idx, const float *query, size_t query_len, uint32_t k,
+                              uint32_t ef, vd_results *out, vd_error *err);
 
 /*
  * Copies the stored vector of id into vec (dimension floats; under cosine
@@ -189,10 +190,10 @@ vd_err vd_index_search(vd_index *idx, const float *query, size_t query_len, uint
  * (malloc'd, caller frees; NULL when the item has none). vec and meta may
  * be NULL. Errors: VD_ERR_NOT_FOUND.
  */
-vd_err vd_index_get(vd_index *idx, const char *id, size_t id_len, float *vec, uint8_t **meta,
-                    size_t *meta_len, vd_error *err);
+VD_API vd_err vd_index_get(vd_index *idx, const char *id, size_t id_len, float *vec, uint8_t **meta,
+                           size_t *meta_len, vd_error *err);
 
-void vd_results_init(vd_results *r);
-void vd_results_free(vd_results *r);
+VD_API void vd_results_init(vd_results *r);
+VD_API void vd_results_free(vd_results *r);
 
 #endif

@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #include "codec/writer.h"
-#include "vectord/error.h"
+#include "common/service_error.h"
 #include "vectord/index.h"
 
 /*

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vectord/error.h"
+#include "common/service_error.h"
 
 typedef enum vd_content_type {
     VD_CT_MSGPACK = 0, /* the default */

@@ -1,10 +1,17 @@
 /*
  * error.c - names and messages for vd_err.
+ *
+ * One table names the whole vd_err space: the library's codes
+ * (include/vectord/error.h) and the vectord service's (service_error.h),
+ * so vd_err_code() gives the same wire name wherever a code comes from.
+ * Only the library's codes are declared in the installed headers.
  */
 #include "vectord/error.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+
+#include "service_error.h"
 
 static const struct {
     const char *code;

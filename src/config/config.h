@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "vectord/error.h"
+#include "common/service_error.h"
 
 typedef struct vd_config vd_config;
 

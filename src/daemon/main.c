@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "kafka/kafka.h"
+#include "vectord/version.h"
 #include "worker/worker.h"
 
 static volatile sig_atomic_t stop_flag;

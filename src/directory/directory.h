@@ -31,7 +31,7 @@
 
 #include "common/log.h"
 #include "fields.h"
-#include "vectord/error.h"
+#include "common/service_error.h"
 
 typedef struct vd_directory vd_directory;
 

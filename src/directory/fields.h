@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vectord/error.h"
+#include "common/service_error.h"
 #include "vectord/index.h"
 
 /* One index entry: `vectord:<group>:index:<name>`. */

@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "vectord/error.h"
+#include "common/service_error.h"
 
 /*
  * A parsed directory.redis_url:

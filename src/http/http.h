@@ -8,7 +8,7 @@
 
 #include <stdio.h>
 
-#include "vectord/error.h"
+#include "common/service_error.h"
 
 typedef struct vd_http vd_http;
 

@@ -9,8 +9,8 @@
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
 
+#include "common/service_error.h"
 #include "config/config.h"
-#include "vectord/error.h"
 
 /* Which client a configuration is for: kafka.consumer.X goes to the
  * consumer only, kafka.producer.X to the producer only, kafka.X to both

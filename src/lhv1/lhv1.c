@@ -5,8 +5,11 @@
  * bytes and computes the CRC-32C that the envelope must carry, the second
  * sends the envelope and then the payload. Nothing is buffered whole, so a
  * several-hundred-MB index never exists twice in memory.
+ *
+ * Every function takes the service's Kafka position (lhv1_position.h); the
+ * public ones (vectord/lhv1.h) are the same with none.
  */
-#include "vectord/lhv1.h"
+#include "lhv1_position.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,10 +26,7 @@
 
 #include "../common/crc32c.h"
 #include "../index/payload.h"
-
-#ifndef VECTORD_VERSION
-#define VECTORD_VERSION "0.0.0"
-#endif
+#include "vectord/version.h"
 
 typedef struct measure {
     uint64_t len;
@@ -65,8 +65,8 @@ static json_t *envelope_new(vd_index *ix, const vd_lhv1_kafka *kafka, const meas
                      "writer", "vectord/" VECTORD_VERSION);
 }
 
-vd_err vd_lhv1_write(vd_index *ix, const vd_lhv1_kafka *kafka, vd_lhv1_sink sink, void *ctx,
-                     vd_error *err)
+vd_err vd_lhv1_write_pos(vd_index *ix, const vd_lhv1_kafka *kafka, vd_lhv1_sink sink, void *ctx,
+                         vd_error *err)
 {
     measure m = {0, 0};
     vd_index_read_lock(ix);
@@ -118,11 +118,11 @@ static int mem_sink(void *ctx, const void *buf, size_t len)
     return 0;
 }
 
-vd_err vd_lhv1_write_buf(vd_index *ix, const vd_lhv1_kafka *kafka, uint8_t **out, size_t *len,
-                         vd_error *err)
+vd_err vd_lhv1_write_buf_pos(vd_index *ix, const vd_lhv1_kafka *kafka, uint8_t **out, size_t *len,
+                             vd_error *err)
 {
     membuf b = {NULL, 0, 0};
-    vd_err rc = vd_lhv1_write(ix, kafka, mem_sink, &b, err);
+    vd_err rc = vd_lhv1_write_pos(ix, kafka, mem_sink, &b, err);
     if (rc) {
         free(b.p);
         if (rc == VD_ERR_IO) rc = vd_error_set(err, VD_ERR_NOMEM, "lhv1: out of memory");
@@ -155,7 +155,8 @@ static int fd_sink(void *ctx, const void *buf, size_t len)
     return 0;
 }
 
-vd_err vd_lhv1_write_file(vd_index *ix, const vd_lhv1_kafka *kafka, const char *path, vd_error *err)
+vd_err vd_lhv1_write_file_pos(vd_index *ix, const vd_lhv1_kafka *kafka, const char *path,
+                              vd_error *err)
 {
     char *tmp = NULL, *dir = NULL;
     static atomic_uint seq; /* two threads writing one path get two temp files */
@@ -167,7 +168,7 @@ vd_err vd_lhv1_write_file(vd_index *ix, const vd_lhv1_kafka *kafka, const char *
         free(tmp);
         return VD_ERR_IO;
     }
-    vd_err rc = vd_lhv1_write(ix, kafka, fd_sink, &f, err);
+    vd_err rc = vd_lhv1_write_pos(ix, kafka, fd_sink, &f, err);
     if (rc == VD_ERR_IO && f.err)
         vd_error_set(err, VD_ERR_IO, "lhv1: cannot write %s: %s", tmp, strerror(f.err));
     if (!rc && fsync(f.fd))
@@ -301,8 +302,8 @@ static vd_err cross_check(json_t *env, vd_index *ix, vd_lhv1_kafka *kafka, vd_er
     return VD_OK;
 }
 
-vd_err vd_lhv1_read(const uint8_t *buf, size_t len, const vd_limits *limits, vd_index **out,
-                    vd_lhv1_kafka *kafka, vd_error *err)
+vd_err vd_lhv1_read_pos(const uint8_t *buf, size_t len, const vd_limits *limits, vd_index **out,
+                        vd_lhv1_kafka *kafka, vd_error *err)
 {
     parsed ps;
     vd_err rc = parse(buf, len, &ps, err);
@@ -361,11 +362,11 @@ typedef struct read_args {
 static vd_err read_mapped(const uint8_t *buf, size_t len, void *arg, vd_error *err)
 {
     read_args *a = arg;
-    return vd_lhv1_read(buf, len, a->limits, a->out, a->kafka, err);
+    return vd_lhv1_read_pos(buf, len, a->limits, a->out, a->kafka, err);
 }
 
-vd_err vd_lhv1_read_file(const char *path, const vd_limits *limits, vd_index **out,
-                         vd_lhv1_kafka *kafka, vd_error *err)
+vd_err vd_lhv1_read_file_pos(const char *path, const vd_limits *limits, vd_index **out,
+                             vd_lhv1_kafka *kafka, vd_error *err)
 {
     read_args a = {limits, out, kafka};
     return with_mapped_file(path, read_mapped, &a, err);
@@ -380,4 +381,32 @@ vd_err vd_lhv1_verify(const uint8_t *buf, size_t len, char **envelope, vd_error 
         rc = vd_error_set(err, VD_ERR_NOMEM, "lhv1: out of memory");
     json_decref(ps.env);
     return rc;
+}
+
+/* ---- the public API: no position ---- */
+
+vd_err vd_lhv1_write(vd_index *ix, vd_lhv1_sink sink, void *ctx, vd_error *err)
+{
+    return vd_lhv1_write_pos(ix, NULL, sink, ctx, err);
+}
+
+vd_err vd_lhv1_write_buf(vd_index *ix, uint8_t **out, size_t *len, vd_error *err)
+{
+    return vd_lhv1_write_buf_pos(ix, NULL, out, len, err);
+}
+
+vd_err vd_lhv1_write_file(vd_index *ix, const char *path, vd_error *err)
+{
+    return vd_lhv1_write_file_pos(ix, NULL, path, err);
+}
+
+vd_err vd_lhv1_read(const uint8_t *buf, size_t len, const vd_limits *limits, vd_index **out,
+                    vd_error *err)
+{
+    return vd_lhv1_read_pos(buf, len, limits, out, NULL, err);
+}
+
+vd_err vd_lhv1_read_file(const char *path, const vd_limits *limits, vd_index **out, vd_error *err)
+{
+    return vd_lhv1_read_file_pos(path, limits, out, NULL, err);
 }

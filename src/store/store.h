@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vectord/error.h"
+#include "common/service_error.h"
 
 typedef struct vd_store vd_store;
 

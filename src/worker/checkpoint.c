@@ -10,7 +10,7 @@
 
 #include "common/clock.h"
 #include "store/store.h"
-#include "vectord/lhv1.h"
+#include "lhv1/lhv1_position.h"
 #include "worker/manifest.h"
 #include "worker/outbox.h"
 #include "worker/partition.h"
@@ -147,7 +147,7 @@ static ckjob *ck_snapshot(vd_worker *w, vd_partition *p, const char *why, vd_err
             f->offset = fo = e->last;
             f->name = strdup(e->name);
             f->key = vd_store_index_key(e->name, strlen(e->name));
-            *rc = f->name && f->key ? vd_lhv1_write_buf(e->ix, &k, &f->buf, &f->len, err)
+            *rc = f->name && f->key ? vd_lhv1_write_buf_pos(e->ix, &k, &f->buf, &f->len, err)
                                     : VD_ERR_NOMEM;
             j->bytes += f->len;
         }

@@ -10,7 +10,7 @@
 
 #include "common/clock.h"
 #include "store/store.h"
-#include "vectord/lhv1.h"
+#include "lhv1/lhv1_position.h"
 #include "worker/manifest.h"
 #include "worker/partition.h"
 #include "worker/taskq.h"
@@ -121,7 +121,7 @@ static vd_err ld_files(vd_worker *w, ldjob *j, const vd_manifest *mf, int64_t *c
         rc = ikey ? vd_store_get(w->store, ikey, &buf, &len, err) : VD_ERR_NOMEM;
         free(ikey);
         if (!rc) {
-            rc = vd_lhv1_read(buf, len, &w->limits, &li->ix, &k, err);
+            rc = vd_lhv1_read_pos(buf, len, &w->limits, &li->ix, &k, err);
             free(buf);
         }
         if (rc) break;

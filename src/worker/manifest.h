@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vectord/error.h"
+#include "common/service_error.h"
 
 typedef struct vd_manifest_entry {
     char *name;          /* index name (UTF-8, not escaped) */

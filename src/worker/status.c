@@ -10,6 +10,7 @@
 
 #include "common/clock.h"
 #include "directory/directory.h"
+#include "vectord/version.h"
 #include "worker/outbox.h"
 #include "worker/partition.h"
 

@@ -11,7 +11,7 @@
 
 #include "common/log.h"
 #include "config/config.h"
-#include "vectord/error.h"
+#include "common/service_error.h"
 
 typedef struct vd_worker vd_worker;
 

@@ -36,7 +36,7 @@
 
 #include "common/log.h"
 #include "config/config.h"
-#include "vectord/error.h"
+#include "common/service_error.h"
 #include "vectord/index.h"
 
 struct vd_store;

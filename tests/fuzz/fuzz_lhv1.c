@@ -31,6 +31,7 @@
 /* Internal header: vectord_core keeps src/ private, so reach it by path. */
 #include "../../src/common/crc32c.h"
 #include "../../src/index/payload.h"
+#include "../../src/lhv1/lhv1_position.h"
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
@@ -73,15 +74,15 @@ static void resave(vd_index *ix)
     uint8_t *a = NULL, *b = NULL;
     size_t alen = 0, blen = 0;
     vd_lhv1_kafka k = {"fuzz", 3, 42};
-    CHECK(vd_lhv1_write_buf(ix, &k, &a, &alen, &err) == VD_OK);
+    CHECK(vd_lhv1_write_buf_pos(ix, &k, &a, &alen, &err) == VD_OK);
     CHECK(vd_lhv1_verify(a, alen, NULL, &err) == VD_OK);
     vd_index *copy = NULL;
     vd_lhv1_kafka k2;
-    vd_err rc = vd_lhv1_read(a, alen, NULL, &copy, &k2, &err);
+    vd_err rc = vd_lhv1_read_pos(a, alen, NULL, &copy, &k2, &err);
     if (rc) fprintf(stderr, "fuzz_lhv1: own output refused: %s\n", err.msg);
     CHECK(rc == VD_OK);
     CHECK(k2.offset == 42 && k2.partition == 3 && strcmp(k2.topic, "fuzz") == 0);
-    CHECK(vd_lhv1_write_buf(copy, &k, &b, &blen, &err) == VD_OK);
+    CHECK(vd_lhv1_write_buf_pos(copy, &k, &b, &blen, &err) == VD_OK);
     CHECK(alen == blen && memcmp(a, b, alen) == 0);
     vd_index_free(copy);
     free(a);
@@ -114,7 +115,7 @@ static void fuzz_payload(const uint8_t *data, size_t size)
     /* An accepted payload re-serializes to as many bytes. */
     uint8_t *a = NULL;
     size_t alen = 0;
-    CHECK(vd_lhv1_write_buf(ix, NULL, &a, &alen, &err) == VD_OK);
+    CHECK(vd_lhv1_write_buf(ix, &a, &alen, &err) == VD_OK);
     uint32_t elen = (uint32_t)a[4] << 24 | (uint32_t)a[5] << 16 | (uint32_t)a[6] << 8 | a[7];
     CHECK(alen - 8 - elen == size);
     free(a);
@@ -138,7 +139,7 @@ static void fuzz_file(const uint8_t *data, size_t size)
     free(env);
 
     vd_lhv1_kafka kafka;
-    vd_err rc2 = vd_lhv1_read(data, size, NULL, &ix, &kafka, &err);
+    vd_err rc2 = vd_lhv1_read_pos(data, size, NULL, &ix, &kafka, &err);
     if (rc2) {
         check_refusal(rc2, &err);
         CHECK(ix == NULL);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../src/lhv1/lhv1_position.h"
 #include "vectord/index.h"
 #include "vectord/lhv1.h"
 
@@ -60,7 +61,7 @@ static void emit(const char *dir, const char *name, vd_index *ix, const vd_lhv1_
     vd_error err;
     uint8_t *buf;
     size_t len;
-    if (vd_lhv1_write_buf(ix, kafka, &buf, &len, &err)) die(name, &err);
+    if (vd_lhv1_write_buf_pos(ix, kafka, &buf, &len, &err)) die(name, &err);
     write_file(dir, name, "file", NULL, 0, buf, len);
     size_t elen = (size_t)buf[4] << 24 | (size_t)buf[5] << 16 | (size_t)buf[6] << 8 | buf[7];
     write_file(dir, name, "payload", (const uint8_t *)"P", 1, buf + 8 + elen, len - 8 - elen);

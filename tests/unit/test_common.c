@@ -13,8 +13,8 @@
 #include <cmocka.h>
 
 #include "common/crc32c.h"
+#include "common/service_error.h"
 #include "common/utf8.h"
-#include "vectord/error.h"
 
 /* ------------------------------------------------------------------ */
 /* CRC-32C */

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "common/crc32c.h"
+#include "lhv1/lhv1_position.h"
 #include "vectord/index.h"
 #include "vectord/lhv1.h"
 
@@ -149,7 +150,7 @@ static file save(vd_index *ix, const vd_lhv1_kafka *kafka)
 {
     file f = {NULL, 0};
     vd_error err;
-    assert_int_equal(vd_lhv1_write_buf(ix, kafka, &f.p, &f.len, &err), VD_OK);
+    assert_int_equal(vd_lhv1_write_buf_pos(ix, kafka, &f.p, &f.len, &err), VD_OK);
     assert_non_null(f.p);
     assert_true(f.len > 8);
     dump(f.p, f.len, "ok");
@@ -355,7 +356,7 @@ static void assert_refused_quiet(const file *f, vd_err code, const char *needle)
     vd_index *sentinel = (vd_index *)&sentinel, *ix = sentinel;
     vd_error err;
     vd_error_clear(&err);
-    vd_err rc = vd_lhv1_read(f->p, f->len, NULL, &ix, NULL, &err);
+    vd_err rc = vd_lhv1_read(f->p, f->len, NULL, &ix, &err);
     if (rc != code)
         fail_msg("expected %s, got %s: %s", vd_err_code(code), vd_err_code(rc), err.msg);
     assert_int_equal(err.code, code);
@@ -374,7 +375,7 @@ static vd_index *load(const file *f, vd_lhv1_kafka *kafka)
     vd_index *ix = NULL;
     vd_error err;
     vd_error_clear(&err);
-    vd_err rc = vd_lhv1_read(f->p, f->len, NULL, &ix, kafka, &err);
+    vd_err rc = vd_lhv1_read_pos(f->p, f->len, NULL, &ix, kafka, &err);
     if (rc) fail_msg("load failed: %s: %s", vd_err_code(rc), err.msg);
     assert_non_null(ix);
     return ix;
@@ -583,7 +584,7 @@ static void test_round_trip_empty(void **state)
     assert_int_equal(payload_len(&a), 72); /* header only: no free list, no slot */
     vd_index *copy = NULL;
     vd_error err;
-    vd_err rc = vd_lhv1_read(a.p, a.len, NULL, &copy, NULL, &err);
+    vd_err rc = vd_lhv1_read(a.p, a.len, NULL, &copy, &err);
     if (rc) {
         free(a.p);
         vd_index_free(ix);
@@ -693,10 +694,10 @@ static void test_write_stream(void **state)
     vd_index *ix = mixed_index();
     file a = save(ix, NULL), b = {NULL, 0};
     vd_error err;
-    assert_int_equal(vd_lhv1_write(ix, NULL, collect_sink, &b, &err), VD_OK);
+    assert_int_equal(vd_lhv1_write(ix, collect_sink, &b, &err), VD_OK);
     assert_same_file(&a, &b);
     int calls = 0;
-    assert_int_equal(vd_lhv1_write(ix, NULL, failing_sink, &calls, &err), VD_ERR_IO);
+    assert_int_equal(vd_lhv1_write(ix, failing_sink, &calls, &err), VD_ERR_IO);
     assert_true(calls >= 2);
     assert_has(err.msg, "output failed");
     /* The envelope verify returns is the one in the file. */
@@ -720,9 +721,9 @@ static void test_write_read_file(void **state)
     vd_index *ix = mixed_index();
     vd_lhv1_kafka k = {"topic-a", 1, 99}, out;
     vd_error err;
-    assert_int_equal(vd_lhv1_write_file(ix, &k, path, &err), VD_OK);
+    assert_int_equal(vd_lhv1_write_file_pos(ix, &k, path, &err), VD_OK);
     /* A second write replaces the first (rename over it). */
-    assert_int_equal(vd_lhv1_write_file(ix, &k, path, &err), VD_OK);
+    assert_int_equal(vd_lhv1_write_file_pos(ix, &k, path, &err), VD_OK);
 
     /* The file holds exactly what write_buf gives; no temp file is left. */
     file a = save(ix, &k);
@@ -743,7 +744,7 @@ static void test_write_read_file(void **state)
     assert_int_equal(entries, 1);
 
     vd_index *copy = NULL;
-    assert_int_equal(vd_lhv1_read_file(path, NULL, &copy, &out, &err), VD_OK);
+    assert_int_equal(vd_lhv1_read_file_pos(path, NULL, &copy, &out, &err), VD_OK);
     assert_string_equal(out.topic, "topic-a");
     assert_int_equal(out.partition, 1);
     assert_int_equal(out.offset, 99);
@@ -753,14 +754,14 @@ static void test_write_read_file(void **state)
 
     /* I/O errors name the path; an empty file is corrupt, not an I/O error. */
     snprintf(bad, sizeof bad, "%s/missing/idx.lhv1", dir);
-    assert_int_equal(vd_lhv1_write_file(ix, NULL, bad, &err), VD_ERR_IO);
+    assert_int_equal(vd_lhv1_write_file(ix, bad, &err), VD_ERR_IO);
     assert_has(err.msg, "missing/idx.lhv1");
-    assert_int_equal(vd_lhv1_read_file(bad, NULL, &copy, NULL, &err), VD_ERR_IO);
+    assert_int_equal(vd_lhv1_read_file(bad, NULL, &copy, &err), VD_ERR_IO);
     assert_has(err.msg, "missing/idx.lhv1");
     fp = fopen(path, "wb");
     assert_non_null(fp);
     fclose(fp);
-    assert_int_equal(vd_lhv1_read_file(path, NULL, &copy, NULL, &err), VD_ERR_CORRUPT);
+    assert_int_equal(vd_lhv1_read_file(path, NULL, &copy, &err), VD_ERR_CORRUPT);
     assert_has(err.msg, "shorter than the 8-byte header");
 
     assert_int_equal(unlink(path), 0);
@@ -1049,7 +1050,7 @@ static void test_refuse_envelope_disagrees_seed_slots(void **state)
         dump(e.p, e.len, "corrupt_checkpoint");
         vd_index *out = NULL;
         vd_error err;
-        vd_err rc = vd_lhv1_read(e.p, e.len, NULL, &out, NULL, &err);
+        vd_err rc = vd_lhv1_read(e.p, e.len, NULL, &out, &err);
         vd_index_free(out);
         free(e.p);
         if (rc != VD_ERR_CORRUPT)
@@ -1333,7 +1334,7 @@ static void test_refuse_structural_damage(void **state)
         assert_int_equal(vd_lhv1_verify(g.p, g.len, NULL, &err), VD_OK);
         vd_index *out = NULL;
         dump(g.p, g.len, vd_err_code(damages[i].code));
-        vd_err rc = vd_lhv1_read(g.p, g.len, NULL, &out, NULL, &err);
+        vd_err rc = vd_lhv1_read(g.p, g.len, NULL, &out, &err);
         if (rc != damages[i].code || !strstr(err.msg, damages[i].needle))
             fail_msg("%s: expected %s with \"%s\", got %s: %s", damages[i].what,
                      vd_err_code(damages[i].code), damages[i].needle, vd_err_code(rc),
@@ -1356,7 +1357,7 @@ static void test_refuse_unknown_distance_code(void **state)
     dump(f.p, f.len, "corrupt_checkpoint");
     vd_index *out = NULL;
     vd_error err;
-    vd_err rc = vd_lhv1_read(f.p, f.len, NULL, &out, NULL, &err);
+    vd_err rc = vd_lhv1_read(f.p, f.len, NULL, &out, &err);
     assert_null(out);
     free(f.p);
     if (rc != VD_ERR_CORRUPT || !strstr(err.msg, "distance"))
@@ -1377,11 +1378,11 @@ static void test_refuse_beyond_limits(void **state)
     lim.max_dimension = 32;
     vd_index *out = NULL;
     vd_error err;
-    assert_int_equal(vd_lhv1_read(f.p, f.len, &lim, &out, NULL, &err), VD_ERR_INVALID_PARAMS);
+    assert_int_equal(vd_lhv1_read(f.p, f.len, &lim, &out, &err), VD_ERR_INVALID_PARAMS);
     assert_has(err.msg, "dimension: 64 is outside 1..32");
     assert_null(out);
     lim.max_dimension = 64;
-    assert_int_equal(vd_lhv1_read(f.p, f.len, &lim, &out, NULL, &err), VD_OK);
+    assert_int_equal(vd_lhv1_read(f.p, f.len, &lim, &out, &err), VD_OK);
     vd_index_free(out);
     free(f.p);
 }
