@@ -36,6 +36,7 @@ static const struct {
     [VD_ERR_TIMEOUT] = {"timeout", "timed out"},
     [VD_ERR_UNAVAILABLE] = {"unavailable", "partition not available"},
     [VD_ERR_CONFIG] = {"config_error", "invalid configuration"},
+    [VD_ERR_REPLY_TOO_LARGE] = {"reply_too_large", "reply too large for its topic"},
 };
 
 const char *vd_err_code(vd_err code)

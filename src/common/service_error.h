@@ -28,8 +28,9 @@
 #define VD_ERR_TIMEOUT         ((vd_err)16) /* "timeout" */
 #define VD_ERR_UNAVAILABLE     ((vd_err)17) /* "unavailable": partition not ready or not owned */
 #define VD_ERR_CONFIG          ((vd_err)18) /* "config_error" */
+#define VD_ERR_REPLY_TOO_LARGE ((vd_err)19) /* "reply_too_large": the reply exceeds its topic's limit */
 
 /* One past the largest code, library or service: sizes per-code tables. */
-#define VD_ERR__COUNT 19
+#define VD_ERR__COUNT 20
 
 #endif

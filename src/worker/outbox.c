@@ -33,6 +33,9 @@ typedef struct vd_dlq_retry {
     rd_kafka_headers_t *h;
 } dlq_retry;
 
+/* The msg_opaque of the reply_too_large error sent in place of a reply. */
+#define FALLBACK_TAG ((void *)(uintptr_t)2u)
+
 /* A DLQ record's msg_opaque: bit 0 set, its attempt in bits 1-7, the
  * partition's epoch above. */
 #define DLQ_TAG(epoch, attempt)                                                                    \
@@ -96,7 +99,8 @@ vd_err vd_outbox_open(vd_outbox *o, const vd_outbox_opts *opts, vd_error *err)
 void vd_outbox_close(vd_outbox *o)
 {
     if (!o->open) return;
-    vd_taskq_free(o->warmer); /* first: its tasks use the cache */
+    o->closing = 1;
+    vd_taskq_free(o->warmer); /* first: its tasks use the producer */
     for (size_t i = 0; i < o->nallow; i++) free(o->allow[i]);
     free(o->allow);
     for (int32_t i = 0; i < o->nparts; i++) free(o->dlq[i].offs);
@@ -167,7 +171,7 @@ typedef struct warm_task {
 static void warm_run(void *ctx, vd_task *t)
 {
     vd_outbox *o = ctx;
-    vd_kafka_topic_warm(o->producer, ((warm_task *)t)->topic, 2000);
+    if (!o->closing) vd_kafka_topic_warm(o->producer, ((warm_task *)t)->topic, 2000);
 }
 
 static void warm_free(vd_task *t)
@@ -200,6 +204,10 @@ static void warm_topic(vd_outbox *o, const char *topic)
     if (t) vd_taskq_submit_detached(o->warmer, &t->t);
 }
 
+static void too_large(vd_outbox *o, const char *topic, int32_t partition, const char *key,
+                      size_t key_len, const char *corr_name, const void *corr, size_t corr_len,
+                      vd_content_type ct, size_t len, rd_kafka_resp_err_t e);
+
 static void send_reply(vd_outbox *o, const vd_reply_to *r, const char *key, size_t key_len,
                        uint8_t *body, size_t len)
 {
@@ -219,12 +227,53 @@ static void send_reply(vd_outbox *o, const vd_reply_to *r, const char *key, size
         o->producer, RD_KAFKA_V_TOPIC(r->topic), RD_KAFKA_V_PARTITION(r->partition),
         RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(body, len),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
-    if (e) {
+    if (!e) return;
+    rd_kafka_headers_destroy(h);
+    free(body);
+    if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+        too_large(o, r->topic, r->partition, key, key_len, r->corr_name, r->corr, r->corr_len,
+                  r->ct, len, e);
+        return;
+    }
+    o->n_replies_failed++;
+    vd_log(o->lg, VD_LOG_WARN, "reply_failed", VD_LS("topic", r->topic),
+           VD_LS("error", rd_kafka_err2str(e)));
+}
+
+/* A reply of len bytes was refused as too large (e): a small
+ * reply_too_large error goes in its place, once (its own failure is only
+ * counted). */
+static void too_large(vd_outbox *o, const char *topic, int32_t partition, const char *key,
+                      size_t key_len, const char *corr_name, const void *corr, size_t corr_len,
+                      vd_content_type ct, size_t len, rd_kafka_resp_err_t e)
+{
+    o->n_replies_too_large++;
+    vd_log(o->lg, VD_LOG_WARN, "reply_too_large", VD_LS("topic", topic), VD_LI("bytes", len),
+           VD_LS("error", rd_kafka_err2str(e)));
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "the reply (%zu bytes) is larger than topic %.60s or the producer accepts: ask for "
+             "fewer hits or no metadata",
+             len, topic);
+    vd_writer *wr = NULL;
+    uint8_t *body;
+    size_t blen;
+    if (vd_writer_new(&wr, ct) || vd_reply_error(wr, VD_ERR_REPLY_TOO_LARGE, msg) ||
+        vd_writer_take(wr, &body, &blen, NULL)) {
+        vd_writer_free(wr);
+        return;
+    }
+    vd_writer_free(wr);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+    if (corr_len) rd_kafka_header_add(h, corr_name, -1, corr, (ssize_t)corr_len);
+    rd_kafka_header_add(h, "content-type", -1, vd_content_type_name(ct), -1);
+    if (rd_kafka_producev(o->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                          RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(body, blen),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_HEADERS(h),
+                          RD_KAFKA_V_OPAQUE(FALLBACK_TAG), RD_KAFKA_V_END)) {
         rd_kafka_headers_destroy(h);
         free(body);
         o->n_replies_failed++;
-        vd_log(o->lg, VD_LOG_WARN, "reply_failed", VD_LS("topic", r->topic),
-               VD_LS("error", rd_kafka_err2str(e)));
     }
 }
 
@@ -458,15 +507,30 @@ void vd_outbox_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaq
     (void)rk;
     vd_outbox *o = opaque;
     uintptr_t tag = (uintptr_t)m->_private;
+    rd_kafka_headers_t *h = NULL;
     if (!(tag & 1u)) { /* a reply */
-        if (m->err) {
-            o->n_replies_failed++;
-            vd_log(o->lg, VD_LOG_WARN, "reply_failed", VD_LS("topic", rd_kafka_topic_name(m->rkt)),
-                   VD_LS("error", rd_kafka_err2str(m->err)));
+        if (!m->err) return;
+        if ((m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+             m->err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE) &&
+            tag != (uintptr_t)FALLBACK_TAG) {
+            const void *corr = NULL, *ct = NULL;
+            size_t corr_len = 0, ct_len = 0;
+            const char *corr_name = "correlation-id";
+            rd_kafka_message_headers(m, &h);
+            if (h && rd_kafka_header_get_last(h, corr_name, &corr, &corr_len) &&
+                !rd_kafka_header_get_last(h, "kafka_correlationId", &corr, &corr_len))
+                corr_name = "kafka_correlationId";
+            if (h) rd_kafka_header_get_last(h, "content-type", &ct, &ct_len);
+            too_large(o, rd_kafka_topic_name(m->rkt), m->partition, m->key, m->key_len, corr_name,
+                      corr, corr ? corr_len : 0, vd_content_type_parse(ct, ct ? ct_len : 0), m->len,
+                      m->err);
+            return;
         }
+        o->n_replies_failed++;
+        vd_log(o->lg, VD_LOG_WARN, "reply_failed", VD_LS("topic", rd_kafka_topic_name(m->rkt)),
+               VD_LS("error", rd_kafka_err2str(m->err)));
         return;
     }
-    rd_kafka_headers_t *h = NULL;
     rd_kafka_message_headers(m, &h);
     int32_t partition = (int32_t)header_int(h, "source-partition");
     int64_t offset = header_int(h, "source-offset");

@@ -49,6 +49,10 @@ static void counters(vd_worker *w, FILE *out)
          &w->n_load_failures},
         {"vectord_replies_failed_total",
          "Replies and acks that could not be produced or delivered.", &w->out.n_replies_failed},
+        {"vectord_replies_too_large_total",
+         "Replies refused as too large for their topic or the producer; a reply_too_large "
+         "error was sent in their place.",
+         &w->out.n_replies_too_large},
         {"vectord_dlq_failures_total",
          "DLQ records the producer or the broker refused (each is produced again; its "
          "partition does not commit past it meanwhile).",

@@ -138,13 +138,14 @@ typedef struct vd_outbox {
     char *warm[64];
     int nwarm;
     struct vd_taskq *warmer;
+    atomic_int closing; /* the warmer skips what is left */
     /* The poll thread's: DLQ records in flight per commands partition, and
      * the ones to produce again. */
     vd_dlq_track *dlq;
     int32_t nparts;
     struct vd_dlq_retry *retries;
     /* Counters for /metrics. */
-    atomic_uint_fast64_t n_rejected, n_replies_failed, n_dlq_failures;
+    atomic_uint_fast64_t n_rejected, n_replies_failed, n_replies_too_large, n_dlq_failures;
     atomic_uint_fast64_t n_replies_refused[3]; /* by vd_reply_policy, 0 unused */
     atomic_uint_fast64_t rejected_by[VD_ERR__COUNT];
 } vd_outbox;

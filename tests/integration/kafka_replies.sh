@@ -10,6 +10,7 @@
 #     reply.topics.allow;
 #   - the producer never creates a topic;
 #   - reply topics that do not exist do not delay other acks;
+#   - a reply too large for its topic becomes a reply_too_large error;
 #   - a producer message.max.bytes below the accepted message size is
 #     refused at start.
 #   kafka_replies.sh VECTORD VECTORCTL WORKDIR
@@ -126,6 +127,24 @@ ctl create items --dim 2 --distance euclidean --if-not-exists >/dev/null || fail
 ms=$((($(date +%s%N) - t0) / 1000000))
 echo "ack after five unknown reply topics: $ms ms"
 [[ $ms -lt 3000 ]] || fail "the ack took $ms ms behind five unknown reply topics"
+
+# 7. A reply larger than its topic accepts: a reply_too_large error arrives
+#    in its place, with the correlation id (before: nothing arrived).
+topic vectord.replies.small --partitions 1 --config max.message.bytes=1000
+pad=$(head -c 300 /dev/zero | tr '\0' 'p')
+for i in $(seq 10); do printf '{"id":"m%d","vector":[%d,1],"metadata":{"pad":"%s"}}\n' $i $i "$pad"; done |
+  ctl add items - --batch 10 >/dev/null || fail "add with metadata"
+printf '{"op":"search","index":"items","vector":[1,1],"k":10}' |
+  ctl produce vectord.search items --header content-type=application/json \
+    --header reply-to=vectord.replies.small --header correlation-id=big-1
+for _ in $(seq 50); do
+  ctl --timeout 3000 consume vectord.replies.small >small.jsonl || true
+  grep -q 'reply_too_large' small.jsonl && break
+  sleep 0.2
+done
+grep 'reply_too_large' small.jsonl | grep -q '"correlation-id":"big-1"' ||
+  fail "no reply_too_large error in place of the large reply: $(cat small.jsonl)"
+metrics | grep -q '^vectord_replies_too_large_total 1' || fail "too-large reply not counted"
 
 kill -TERM $pid; wait $pid || fail "SIGTERM exit status"; pid=""
 echo "kafka_replies: 1 passed, 0 failed"

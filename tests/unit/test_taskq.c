@@ -146,12 +146,28 @@ static void test_shutdown_runs_queue(void **state)
     vd_taskq_free(NULL);
 }
 
+/* Detached tasks run in order and are freed by the queue. */
+static void test_detached(void **state)
+{
+    (void)state;
+    ctx c = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    vd_taskq *q;
+    assert_int_equal(vd_taskq_new(&q, &c, NULL), VD_OK);
+    for (int i = 0; i < 4; i++)
+        vd_taskq_submit_detached(q, &job_new(&c, i, 0, job_free_counted)->t);
+    vd_taskq_free(q);
+    assert_int_equal(c.n, 4);
+    assert_int_equal(c.order[3], 3);
+    assert_int_equal(c.freed, 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_and_wait),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_shutdown_runs_queue),
+        cmocka_unit_test(test_detached),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
