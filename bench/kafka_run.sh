@@ -80,7 +80,7 @@ t0=$(date +%s.%N); start_worker
 until [[ -n $(http_port) ]] && python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$(http_port)/readyz')" 2>/dev/null; do sleep 0.02; done
 t1=$(date +%s.%N)
 ready_s=$(python3 -c "print(round($t1 - $t0, 3))")
-"$build/bench/vectord-bench" --load "$work/store/_vectors/bench.lhv1" --queries "$data/query.fvecs" \
+"$build/bench/vectord-bench" --load "$(find "$work/store/_vectors" -name bench.lhv1 | head -1)" --queries "$data/query.fvecs" \
   --truth "$data/truth.ivecs" --metric euclidean --ef 64 --k 10 >"$out/load.jsonl"
 head -1 "$out/load.jsonl" >"$out/load.json"
 echo "{\"ready_s\":$ready_s}" | tee "$out/recovery.json"; cat "$out/load.json"

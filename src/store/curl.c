@@ -338,7 +338,9 @@ static vd_err object(vd_curl_store *s, const char *method, const char *key, cons
 {
     char *url = s->object_url(s, key), what[300];
     if (!url) return vd_error_set(err, VD_ERR_NOMEM, "out of memory");
-    snprintf(what, sizeof what, "%s %s %s%s", s->name, method, s->shown_prefix, key);
+    char kb[84];
+    snprintf(what, sizeof what, "%s %s %s%s", s->name, method, s->shown_prefix,
+             vd_store_key_brief(key, kb));
     vd_curl_response resp;
     vd_err rc = send_request(s, method, url, what, body, len, &resp, err);
     if (rc) return rc;

@@ -76,6 +76,9 @@ static int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
+/* A key in a message: shortened, so the cause after it is never cut. */
+#define KEY(k) vd_store_key_brief((k), (char[84]){0})
+
 static vd_err file_put(vd_store *s, const char *key, const void *buf, size_t len, vd_error *err)
 {
     file_store *fs = (file_store *)s;
@@ -91,14 +94,14 @@ static vd_err file_put(vd_store *s, const char *key, const void *buf, size_t len
     int fd = -1;
     if (mkdirs_for(path) || (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0 ||
         write_all(fd, buf, len) || fsync(fd)) {
-        rc = vd_error_set(err, VD_ERR_IO, "store: put %s: %s", key, strerror(errno));
+        rc = vd_error_set(err, VD_ERR_IO, "store: put %s: %s", KEY(key), strerror(errno));
     }
     if (fd >= 0 && close(fd) && !rc)
-        rc = vd_error_set(err, VD_ERR_IO, "store: put %s: close: %s", key, strerror(errno));
+        rc = vd_error_set(err, VD_ERR_IO, "store: put %s: close: %s", KEY(key), strerror(errno));
     if (!rc && rename(tmp, path))
-        rc = vd_error_set(err, VD_ERR_IO, "store: put %s: rename: %s", key, strerror(errno));
+        rc = vd_error_set(err, VD_ERR_IO, "store: put %s: rename: %s", KEY(key), strerror(errno));
     if (!rc && fsync_dir_of(path))
-        rc = vd_error_set(err, VD_ERR_IO, "store: put %s: fsync of the directory: %s", key,
+        rc = vd_error_set(err, VD_ERR_IO, "store: put %s: fsync of the directory: %s", KEY(key),
                           strerror(errno));
     if (rc) unlink(tmp);
     free(tmp);
@@ -115,23 +118,23 @@ static vd_err file_get(vd_store *s, const char *key, uint8_t **out, size_t *len,
     free(path);
     if (fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR)
-            return vd_error_set(err, VD_ERR_NOT_FOUND, "store: %s not found", key);
-        return vd_error_set(err, VD_ERR_IO, "store: get %s: %s", key, strerror(errno));
+            return vd_error_set(err, VD_ERR_NOT_FOUND, "store: %s not found", KEY(key));
+        return vd_error_set(err, VD_ERR_IO, "store: get %s: %s", KEY(key), strerror(errno));
     }
     struct stat st;
     uint8_t *buf = NULL;
     vd_err rc = VD_OK;
     if (fstat(fd, &st)) {
-        rc = vd_error_set(err, VD_ERR_IO, "store: get %s: %s", key, strerror(errno));
+        rc = vd_error_set(err, VD_ERR_IO, "store: get %s: %s", KEY(key), strerror(errno));
     } else if (!(buf = malloc(st.st_size ? (size_t)st.st_size : 1))) {
-        rc = vd_error_set(err, VD_ERR_NOMEM, "store: get %s: out of memory", key);
+        rc = vd_error_set(err, VD_ERR_NOMEM, "store: get %s: out of memory", KEY(key));
     } else {
         size_t got = 0, want = (size_t)st.st_size;
         while (got < want) {
             ssize_t n = read(fd, buf + got, want - got);
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) {
-                rc = vd_error_set(err, VD_ERR_IO, "store: get %s: %s", key,
+                rc = vd_error_set(err, VD_ERR_IO, "store: get %s: %s", KEY(key),
                                   n ? strerror(errno) : "file shrank while reading");
                 break;
             }
@@ -155,9 +158,9 @@ static vd_err file_del(vd_store *s, const char *key, vd_error *err)
     if (!path) return vd_error_set(err, VD_ERR_NOMEM, "store: out of memory");
     vd_err rc = VD_OK;
     if (unlink(path) && errno != ENOENT && errno != ENOTDIR)
-        rc = vd_error_set(err, VD_ERR_IO, "store: delete %s: %s", key, strerror(errno));
+        rc = vd_error_set(err, VD_ERR_IO, "store: delete %s: %s", KEY(key), strerror(errno));
     else if (fsync_dir_of(path) && errno != ENOENT)
-        rc = vd_error_set(err, VD_ERR_IO, "store: delete %s: fsync: %s", key, strerror(errno));
+        rc = vd_error_set(err, VD_ERR_IO, "store: delete %s: fsync: %s", KEY(key), strerror(errno));
     free(path);
     return rc;
 }

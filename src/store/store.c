@@ -4,6 +4,7 @@
 #include "store.h"
 
 #include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,10 +173,48 @@ char *vd_store_escape(const char *s, size_t len)
     return out;
 }
 
-char *vd_store_index_key(const char *name, size_t name_len)
+char *vd_store_legacy_key(const char *name, size_t name_len)
 {
     char *esc = vd_store_escape(name, name_len), *k = NULL;
     if (esc && asprintf(&k, "_vectors/%s.lhv1", esc) < 0) k = NULL;
     free(esc);
     return k;
+}
+
+char *vd_store_checkpoint_key(const char *topic, int32_t partition, const char *name,
+                              size_t name_len)
+{
+    char *et = vd_store_escape(topic, strlen(topic)), *en = vd_store_escape(name, name_len);
+    char *k = NULL;
+    if (et && en) {
+        size_t len = strlen(en);
+        char tail[24] = "";
+        if (len > VD_STORE_NAME_MAX) {
+            uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64 */
+            for (size_t i = 0; i < name_len; i++)
+                h = (h ^ (unsigned char)name[i]) * 0x100000001b3ull;
+            len = VD_STORE_NAME_MAX;
+            if (en[len - 1] == '%')
+                len -= 1; /* never inside a %XX */
+            else if (en[len - 2] == '%')
+                len -= 2;
+            snprintf(tail, sizeof tail, "~%016" PRIx64, h);
+        }
+        if (asprintf(&k, "_vectors/%s/%" PRId32 "/%.*s%s.lhv1", et, partition, (int)len, en, tail) <
+            0)
+            k = NULL;
+    }
+    free(et);
+    free(en);
+    return k;
+}
+
+const char *vd_store_key_brief(const char *key, char buf[84])
+{
+    size_t n = strlen(key);
+    if (n <= 80)
+        memcpy(buf, key, n + 1);
+    else
+        snprintf(buf, 84, "%.40s...%s", key, key + n - 36);
+    return buf;
 }

@@ -91,13 +91,35 @@ int vd_store_key_valid(const char *key);
  */
 char *vd_store_escape(const char *s, size_t len);
 
+/* The longest escaped index name a checkpoint key carries whole. */
+#define VD_STORE_NAME_MAX 120
+
 /*
- * The checkpoint key of an index: "_vectors/" + escaped name + ".lhv1",
- * escaped like Go's url.PathEscape (what the Go service did): bytes outside
- * A-Z a-z 0-9 - _ . ~ $ & + , : ; = @ become %XX, so '/' is "%2F".
- * Returns a malloc'd string, or NULL when out of memory.
+ * The checkpoint key of index name in partition `partition` of the
+ * commands topic `topic`:
+ *   "_vectors/" escaped topic "/" partition "/" escaped name ".lhv1"
+ * escaped like vd_store_escape. An escaped name longer than
+ * VD_STORE_NAME_MAX bytes is cut there (never inside a %XX) and followed
+ * by "~" and the 16 hex digits of the FNV-1a 64-bit hash of the whole
+ * name: every path segment stays far below the 255 bytes file systems
+ * allow, whatever the name (the LHV1 envelope carries it whole). Two
+ * partitions never share a key. Returns a malloc'd string, or NULL when
+ * out of memory.
  */
-char *vd_store_index_key(const char *name, size_t name_len);
+char *vd_store_checkpoint_key(const char *topic, int32_t partition, const char *name,
+                              size_t name_len);
+
+/*
+ * The key checkpoints had before the partition was in it, the Go
+ * service's: "_vectors/" + escaped name + ".lhv1". Read at load time only,
+ * to migrate (docs/checkpoints.md). Returns a malloc'd string, or NULL.
+ */
+char *vd_store_legacy_key(const char *name, size_t name_len);
+
+/* key shortened for a message: whole up to 80 bytes, else its first 40
+ * and last 36 bytes around "...", so a long key never pushes the cause
+ * out of a vd_error. Returns buf. */
+const char *vd_store_key_brief(const char *key, char buf[84]);
 
 /* For backends: a growing list of keys. */
 typedef struct vd_store_keylist {

@@ -37,6 +37,8 @@ typedef struct vd_ckjob {
     size_t mlen;
     char **dropped; /* deleted after the manifest */
     size_t ndropped;
+    char **legacy; /* keys of migrated files, deleted after the manifest */
+    size_t nlegacy;
     int64_t applied; /* the manifest's offset: commit applied + 1 */
     size_t pending;  /* commands it makes durable */
     int held;        /* not submitted yet: a DLQ record up to applied is unacknowledged */
@@ -68,6 +70,8 @@ static void ckjob_free(vd_task *t)
     free(j->manifest);
     for (size_t i = 0; i < j->ndropped; i++) free(j->dropped[i]);
     free(j->dropped);
+    for (size_t i = 0; i < j->nlegacy; i++) free(j->legacy[i]);
+    free(j->legacy);
     free(j);
 }
 
@@ -90,12 +94,22 @@ static void ck_write(void *ctx, vd_task *t)
         rc = vd_error_set(&j->err, VD_ERR_UNAVAILABLE, "assignment lost: not writing");
     if (!rc) rc = vd_store_put(w->store, j->mkey, j->manifest, j->mlen, &j->err);
     for (size_t i = 0; !rc && i < j->ndropped; i++) {
-        char *key = vd_store_index_key(j->dropped[i], strlen(j->dropped[i]));
+        char *key =
+            vd_store_checkpoint_key(w->t_cmd, j->p->id, j->dropped[i], strlen(j->dropped[i]));
         vd_error derr;
         if (key && vd_store_del(w->store, key, &derr))
             VD_WLOG(w, VD_LOG_WARN, "drop_delete_failed", VD_LS("key", key),
                     VD_LS("error", derr.msg));
         free(key);
+    }
+    /* The files migrated from the old key are now under the new one, and
+     * the manifest written: the old copies go (a failure only leaves
+     * garbage, never read again). */
+    for (size_t i = 0; !rc && i < j->nlegacy; i++) {
+        vd_error derr;
+        if (vd_store_del(w->store, j->legacy[i], &derr))
+            VD_WLOG(w, VD_LOG_WARN, "legacy_delete_failed", VD_LS("key", j->legacy[i]),
+                    VD_LS("error", derr.msg));
     }
     j->rc = rc;
 }
@@ -146,7 +160,7 @@ static ckjob *ck_snapshot(vd_worker *w, vd_partition *p, const char *why, vd_err
             snprintf(k.topic, sizeof k.topic, "%s", w->t_cmd);
             f->offset = fo = e->last;
             f->name = strdup(e->name);
-            f->key = vd_store_index_key(e->name, strlen(e->name));
+            f->key = vd_store_checkpoint_key(w->t_cmd, p->id, e->name, strlen(e->name));
             *rc = f->name && f->key ? vd_lhv1_write_buf_pos(e->ix, &k, &f->buf, &f->len, err)
                                     : VD_ERR_NOMEM;
             j->bytes += f->len;
@@ -162,11 +176,16 @@ static ckjob *ck_snapshot(vd_worker *w, vd_partition *p, const char *why, vd_err
         ckjob_free(&j->t);
         return NULL;
     }
-    /* The drops go with the job; a failed job gives them back. */
+    /* The drops and the migrated files' old keys go with the job; a failed
+     * job gives them back. */
     j->dropped = p->dropped;
     j->ndropped = p->ndropped;
     p->dropped = NULL;
     p->ndropped = 0;
+    j->legacy = p->legacy;
+    j->nlegacy = p->nlegacy;
+    p->legacy = NULL;
+    p->nlegacy = 0;
     return j;
 }
 
@@ -218,7 +237,8 @@ static void ck_wait(vd_worker *w, vd_partition *p)
 }
 
 /* A failed job's drops go back to p, but not a name created again
- * meanwhile: its new file must not be deleted. Under p's wrlock. */
+ * meanwhile: its new file must not be deleted; so do the old keys of
+ * migrated files. Under p's wrlock. */
 static void ck_give_back_drops(vd_partition *p, ckjob *j)
 {
     for (size_t i = 0; i < j->ndropped; i++) {
@@ -230,6 +250,11 @@ static void ck_give_back_drops(vd_partition *p, ckjob *j)
             j->dropped[i] = NULL;
         }
     }
+    char **l = realloc(p->legacy, (p->nlegacy + j->nlegacy + 1) * sizeof *l);
+    if (!l) return;
+    p->legacy = l;
+    for (size_t i = 0; i < j->nlegacy; i++) p->legacy[p->nlegacy++] = j->legacy[i];
+    j->nlegacy = 0;
 }
 
 /* Commits applied + 1 of p's commands partition. */

@@ -62,6 +62,7 @@ typedef struct ldindex {
     char *name;
     vd_index *ix;
     int64_t complete, file_offset;
+    char *legacy_key; /* read from the key before partitions: write it anew */
 } ldindex;
 
 /* A load in flight: partition id's watermarks, manifest and index files,
@@ -97,14 +98,38 @@ static void ldjob_free(vd_task *t)
     ldjob *j = (ldjob *)t;
     for (size_t i = 0; i < j->n; i++) {
         free(j->ix[i].name);
+        free(j->ix[i].legacy_key);
         vd_index_free(j->ix[i].ix);
     }
     free(j->ix);
     free(j);
 }
 
+/* Store thread: the file of entry me, from its key, else from the key it
+ * had before partitions were in it (*legacy_key then set: migrate it). */
+static vd_err ld_get(vd_worker *w, ldjob *j, const vd_manifest_entry *me, uint8_t **buf,
+                     size_t *len, char **legacy_key)
+{
+    size_t n = strlen(me->name);
+    char *key = vd_store_checkpoint_key(w->t_cmd, j->id, me->name, n);
+    vd_err rc = key ? vd_store_get(w->store, key, buf, len, &j->err) : VD_ERR_NOMEM;
+    free(key);
+    if (rc != VD_ERR_NOT_FOUND) return rc;
+    char *old = vd_store_legacy_key(me->name, n);
+    if (!old) return VD_ERR_NOMEM;
+    vd_error err2;
+    if (vd_store_get(w->store, old, buf, len, &err2)) {
+        free(old);
+        return rc; /* the first error: not found at the current key */
+    }
+    *legacy_key = old;
+    return VD_OK;
+}
+
 /* Store thread: reads and decodes the index files mf lists into j->ix,
- * with how far each is complete in complete[]. */
+ * with how far each is complete in complete[]. A file whose envelope names
+ * another topic or partition is not installed: its index is complete
+ * through nothing, so replay rebuilds it from the log. */
 static vd_err ld_files(vd_worker *w, ldjob *j, const vd_manifest *mf, int64_t *complete)
 {
     vd_error *err = &j->err;
@@ -113,22 +138,42 @@ static vd_err ld_files(vd_worker *w, ldjob *j, const vd_manifest *mf, int64_t *c
         if (vd_taskq_cancelled(w->store_q, &j->t))
             return vd_error_set(err, VD_ERR_IO, "load abandoned");
         const vd_manifest_entry *me = &mf->entries[i];
-        char *ikey = vd_store_index_key(me->name, strlen(me->name));
         ldindex *li = &j->ix[j->n];
         vd_lhv1_kafka k;
         uint8_t *buf = NULL;
         size_t len = 0;
-        rc = ikey ? vd_store_get(w->store, ikey, &buf, &len, err) : VD_ERR_NOMEM;
-        free(ikey);
+        char *legacy_key = NULL;
+        rc = ld_get(w, j, me, &buf, &len, &legacy_key);
         if (!rc) {
             rc = vd_lhv1_read_pos(buf, len, &w->limits, &li->ix, &k, err);
             free(buf);
         }
-        if (rc) break;
+        if (rc) {
+            free(legacy_key);
+            break;
+        }
+        if (strcmp(k.topic, w->t_cmd) != 0 || k.partition != j->id) {
+            w->n_checkpoint_foreign++;
+            VD_WLOG(w, VD_LOG_ERROR, "checkpoint_foreign", VD_LI("partition", j->id),
+                    VD_LS("index", me->name), VD_LS("file_topic", k.topic),
+                    VD_LI("file_partition", k.partition),
+                    VD_LS("then", "not installed: the index is replayed from the log"));
+            vd_index_free(li->ix);
+            li->ix = NULL;
+            free(legacy_key);
+            complete[i] = -1;
+            continue;
+        }
         j->n++;
+        li->legacy_key = legacy_key;
         if (!(li->name = strdup(me->name))) return VD_ERR_NOMEM;
         complete[i] = li->complete = j->rebase ? -1 : vd_manifest_complete(me, k.offset);
         li->file_offset = j->rebase ? -1 : k.offset;
+        if (legacy_key) {
+            w->n_checkpoint_migrated++;
+            VD_WLOG(w, VD_LOG_INFO, "checkpoint_migrated", VD_LI("partition", j->id),
+                    VD_LS("index", me->name), VD_LS("from", legacy_key));
+        }
         if (!j->rebase && k.offset < me->file_offset)
             VD_WLOG(w, VD_LOG_WARN, "stale_checkpoint", VD_LI("partition", j->id),
                     VD_LS("index", me->name), VD_LI("file_offset", k.offset),
@@ -238,8 +283,18 @@ static void ld_install(vd_partition *p, ldjob *j)
         li->ix = NULL; /* the registry's now */
         e->complete = e->last = li->complete;
         e->file_offset = li->file_offset;
-        e->dirty = j->rebase; /* rewrite it against this cluster's offsets */
-        p->pending += (size_t)j->rebase;
+        /* Rewritten at the next checkpoint: against this cluster's offsets
+         * (rebase), or under its new key (migrated; the old key is deleted
+         * after that checkpoint's manifest). */
+        int rewrite = j->rebase || li->legacy_key;
+        e->dirty = rewrite;
+        p->pending += (size_t)rewrite;
+        char **l = li->legacy_key ? realloc(p->legacy, (p->nlegacy + 1) * sizeof *l) : NULL;
+        if (l) {
+            p->legacy = l;
+            p->legacy[p->nlegacy++] = li->legacy_key;
+            li->legacy_key = NULL;
+        }
     }
     pthread_rwlock_unlock(&p->lock);
 }

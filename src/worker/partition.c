@@ -91,6 +91,10 @@ void vd_partition_reset(vd_partition *p)
     free(p->dropped);
     p->dropped = NULL;
     p->ndropped = 0;
+    for (size_t i = 0; i < p->nlegacy; i++) free(p->legacy[i]);
+    free(p->legacy);
+    p->legacy = NULL;
+    p->nlegacy = 0;
     pthread_rwlock_unlock(&p->lock);
     pthread_mutex_lock(&p->mu);
     p->state = VD_PART_UNASSIGNED;

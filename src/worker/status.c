@@ -44,6 +44,14 @@ static void counters(vd_worker *w, FILE *out)
          &w->n_checkpoints},
         {"vectord_checkpoint_failures_total", "Checkpoint attempts that failed (retried).",
          &w->n_checkpoint_failures},
+        {"vectord_checkpoint_foreign_total",
+         "Checkpoint files not installed because their envelope names another topic or "
+         "partition (the index is replayed from the log).",
+         &w->n_checkpoint_foreign},
+        {"vectord_checkpoint_migrated_total",
+         "Checkpoint files loaded from the key before partitions were in it (rewritten under "
+         "the new key at the next checkpoint).",
+         &w->n_checkpoint_migrated},
         {"vectord_partition_load_failures_total",
          "Attempts to load a partition's checkpoints that failed on a store error (retried).",
          &w->n_load_failures},

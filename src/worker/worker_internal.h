@@ -95,10 +95,12 @@ typedef struct vd_partition {
     char refused_why[512];
 
     /* The poll thread's alone. */
-    size_t pending;             /* commands applied since the last durable checkpoint
-                                   (/metrics reads it under mu, unguarded: issue 9) */
-    char **dropped;             /* names whose files go after the next manifest */
-    size_t ndropped;            /* (changed under the wrlock too) */
+    size_t pending;  /* commands applied since the last durable checkpoint
+                        (/metrics reads it under mu, unguarded: issue 9) */
+    char **dropped;  /* names whose files go after the next manifest */
+    size_t ndropped; /* (changed under the wrlock too) */
+    char **legacy;   /* keys of migrated files, deleted after the next manifest */
+    size_t nlegacy;
     int64_t quiet_until;        /* offsets at or below already had their acks/DLQ records */
     int64_t ready_at;           /* high watermark seen at assignment */
     int64_t manifest_offset;    /* the loaded manifest's offset */
@@ -192,7 +194,7 @@ typedef struct vd_worker {
 
     /* Counters for /metrics (atomics: any thread bumps them). */
     atomic_uint_fast64_t n_applied, n_searches, n_searches_expired, n_checkpoints,
-        n_checkpoint_failures, n_load_failures;
+        n_checkpoint_failures, n_load_failures, n_checkpoint_foreign, n_checkpoint_migrated;
     atomic_int assigned_once;
 } vd_worker;
 

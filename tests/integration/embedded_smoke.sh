@@ -69,10 +69,11 @@ grep -q 'vectord_partition_state{partition="[0-9]",state="ready"} 1' metrics.txt
 
 kill -TERM $pid; wait $pid || fail "vectord exited non-zero on SIGTERM"
 grep -q 'event=checkpoint' vectord.log || fail "no checkpoint on shutdown"
-ls store/_vectors/docs.lhv1 >/dev/null || fail "no checkpoint file"
-ctl_inspect=$("$vectorctl" inspect store/_vectors/docs.lhv1) || fail "inspect"
+docs_file=$(find store/_vectors -path '*/vectord.commands/*/docs.lhv1')
+[[ -n $docs_file ]] || fail "no checkpoint file"
+ctl_inspect=$("$vectorctl" inspect "$docs_file") || fail "inspect"
 grep -q '"count": 2000' <<<"$ctl_inspect" || fail "inspect: $ctl_inspect"
-[[ ! -e store/_vectors/tmp.lhv1 ]] || fail "dropped index left its checkpoint"
+[[ -z $(find store/_vectors -name tmp.lhv1) ]] || fail "dropped index left its checkpoint"
 
 : >vectord.out
 start

@@ -113,8 +113,12 @@ if [[ $store == s3 ]]; then
   for set in a b; do
     mkdir -p "$work/store-$set/_vectors"
     for name in e1 e2; do
-      s3_get "store-$set/_vectors/$name.lhv1" "$work/store-$set/_vectors/$name.lhv1" ||
-        fail "s3: cannot read store-$set/_vectors/$name.lhv1"
+      got=""
+      for part in 0 1 2; do  # the key names the partition: _vectors/<topic>/<partition>/<name>.lhv1
+        s3_get "store-$set/_vectors/eo.$set.commands/$part/$name.lhv1" \
+          "$work/store-$set/_vectors/$name.lhv1" && { got=1; break; }
+      done
+      [[ -n $got ]] || fail "s3: cannot read $name.lhv1 of set $set"
     done
   done
   loadfails=$(grep -c 'event=partition_load_failed' vectord-b.log || true)
@@ -129,6 +133,11 @@ checkpoints=$(grep -c 'event=checkpoint ' vectord-b.log || true)
 python3 - "$work" <<'PY' || fail "payloads differ"
 import json, struct, sys
 w = sys.argv[1]
+def find(store, name):
+    # _vectors/<topic>/<partition>/<name>.lhv1; the S3 files were copied flat.
+    import glob, os
+    flat = f"{store}/_vectors/{name}.lhv1"
+    return flat if os.path.exists(flat) else glob.glob(f"{store}/_vectors/*/*/{name}.lhv1")[0]
 def split(path):
     b = open(path, "rb").read()
     assert b[:4] == b"LHV1", path
@@ -136,8 +145,8 @@ def split(path):
     return json.loads(b[8:8 + n]), b[8 + n:]
 bad = 0
 for name in ("e1", "e2"):
-    ea, pa = split(f"{w}/store-a/_vectors/{name}.lhv1")
-    eb, pb = split(f"{w}/store-b/_vectors/{name}.lhv1")
+    ea, pa = split(find(f"{w}/store-a", name))
+    eb, pb = split(find(f"{w}/store-b", name))
     same = pa == pb and ea["count"] == eb["count"] and ea["deleted"] == eb["deleted"]
     print(f"{name}: count {ea['count']}/{eb['count']}, payload {len(pa)}/{len(pb)} bytes,",
           "identical" if same else "DIFFERENT")

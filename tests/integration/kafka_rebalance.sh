@@ -100,15 +100,18 @@ fenced=$(grep -c 'event=fenced\|lost=1\|assignment lost' w-c1.log || true)
 python3 - "$work" "${indexes[@]}" <<'PY' || fail "payloads differ"
 import json, struct, sys
 w, names = sys.argv[1], sys.argv[2:]
+def find(store, name):  # _vectors/<topic>/<partition>/<name>.lhv1
+    import glob
+    return glob.glob(f"{store}/_vectors/*/*/{name}.lhv1")[0]
 def split(path):
     b = open(path, "rb").read()
     n = struct.unpack(">I", b[4:8])[0]
     return json.loads(b[8:8 + n]), b[8 + n:]
 bad = 0
 for name in names + ["probe"]:
-    ea, pa = split(f"{w}/store-a/_vectors/{name}.lhv1")
+    ea, pa = split(find(f"{w}/store-a", name))
     for s in "bc":
-        e, p = split(f"{w}/store-{s}/_vectors/{name}.lhv1")
+        e, p = split(find(f"{w}/store-{s}", name))
         if p != pa or e["count"] != ea["count"]:
             print(f"{name}: set {s} differs from a ({e['count']} vs {ea['count']} items)")
             bad += 1

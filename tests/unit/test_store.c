@@ -341,15 +341,91 @@ static void test_bad_keys(void **state)
 static void test_index_key(void **state)
 {
     (void)state;
-    char *k = vd_store_index_key("docs/en v1", 10);
+    char *k = vd_store_legacy_key("docs/en v1", 10);
     assert_string_equal(k, "_vectors/docs%2Fen%20v1.lhv1");
     free(k);
-    k = vd_store_index_key("a-b_c.d~e$f&g+h,i:j;k=l@m", 25);
+    k = vd_store_legacy_key("a-b_c.d~e$f&g+h,i:j;k=l@m", 25);
     assert_string_equal(k, "_vectors/a-b_c.d~e$f&g+h,i:j;k=l@m.lhv1");
     free(k);
-    k = vd_store_index_key("caf\xc3\xa9?#%", 8);
+    k = vd_store_legacy_key("caf\xc3\xa9?#%", 8);
     assert_string_equal(k, "_vectors/caf%C3%A9%3F%23%25.lhv1");
     free(k);
+}
+
+/* The keys of the longest legal names (249 bytes: 240 ASCII, or 83
+ * three-byte characters that escape to 747 bytes) stay bounded, distinct
+ * and, below, storable on every backend. */
+static void test_checkpoint_key(void **state)
+{
+    (void)state;
+    char *k = vd_store_checkpoint_key("vectord.commands", 3, "docs/en v1", 10);
+    assert_string_equal(k, "_vectors/vectord.commands/3/docs%2Fen%20v1.lhv1");
+    free(k);
+    char ascii[241], utf8[250], other[241];
+    memset(ascii, 'a', 240);
+    ascii[240] = '\0';
+    memcpy(other, ascii, sizeof other);
+    other[239] = 'b'; /* same first 120 bytes */
+    for (int i = 0; i < 83; i++) memcpy(utf8 + 3 * i, "\xe6\x97\xa5", 3);
+    utf8[249] = '\0';
+    const char *names[] = {ascii, utf8, other};
+    char *keys[3];
+    for (int i = 0; i < 3; i++) {
+        keys[i] = vd_store_checkpoint_key("vectord.commands", 11, names[i], strlen(names[i]));
+        assert_non_null(keys[i]);
+        assert_true(vd_store_key_valid(keys[i]));
+        const char *seg = strrchr(keys[i], '/') + 1;
+        assert_true(strlen(seg) <= VD_STORE_NAME_MAX + 17 + 5);
+        assert_non_null(strchr(seg, '~')); /* cut, with the hash */
+        assert_null(strstr(seg, "%~"));    /* never inside an escape */
+        assert_int_equal(strncmp(keys[i], "_vectors/vectord.commands/11/", 29), 0);
+    }
+    assert_string_not_equal(keys[0], keys[2]);
+    /* The same name in two partitions: two keys. */
+    char *k0 = vd_store_checkpoint_key("t", 0, "x", 1),
+         *k1 = vd_store_checkpoint_key("t", 1, "x", 1);
+    assert_string_not_equal(k0, k1);
+    free(k0);
+    free(k1);
+    for (int i = 0; i < 3; i++) free(keys[i]);
+}
+
+/* Every legal index name checkpoints on this backend (before: a long name
+ * exceeded the file store's 255-byte file names and failed forever). */
+static void test_long_name_keys(void **state)
+{
+    vd_store *s = *state;
+    char utf8[250];
+    for (int i = 0; i < 83; i++) memcpy(utf8 + 3 * i, "\xe6\x97\xa5", 3);
+    utf8[249] = '\0';
+    char *k = vd_store_checkpoint_key("vectord.commands", 2, utf8, 249);
+    put_get(s, k, "long", 4);
+    free(k);
+    char ascii[241];
+    memset(ascii, 'n', 240);
+    ascii[240] = '\0';
+    k = vd_store_checkpoint_key("vectord.commands", 2, ascii, 240);
+    put_get(s, k, "ascii", 5);
+    free(k);
+}
+
+/* A long key in an error message does not push the cause out. */
+static void test_error_keeps_cause(void **state)
+{
+    (void)state;
+    if (getenv("VD_STORE_URL")) skip();
+    char dir[] = "/tmp/vd-store-msg-XXXXXX", url[64], key[700];
+    assert_non_null(mkdtemp(dir));
+    snprintf(url, sizeof url, "file://%s", dir);
+    vd_store *s = NULL;
+    vd_error err;
+    assert_int_equal(vd_store_open(&s, url, NULL, &err), VD_OK);
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = '\0';
+    assert_int_equal(vd_store_put(s, key, "x", 1, &err), VD_ERR_IO);
+    assert_non_null(strstr(err.msg, "File name too long"));
+    vd_store_close(s);
+    rmdir(dir);
 }
 
 static void test_open_errors(void **state)
@@ -424,12 +500,13 @@ static void test_temp_files(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trips),     cmocka_unit_test(test_large_object),
-        cmocka_unit_test(test_missing),         cmocka_unit_test(test_list),
-        cmocka_unit_test(test_list_pages),      cmocka_unit_test(test_no_torn_reads),
-        cmocka_unit_test(test_remote_failures), cmocka_unit_test(test_bad_keys),
-        cmocka_unit_test(test_index_key),       cmocka_unit_test(test_open_errors),
-        cmocka_unit_test(test_temp_files),
+        cmocka_unit_test(test_round_trips),    cmocka_unit_test(test_long_name_keys),
+        cmocka_unit_test(test_large_object),   cmocka_unit_test(test_missing),
+        cmocka_unit_test(test_list),           cmocka_unit_test(test_list_pages),
+        cmocka_unit_test(test_no_torn_reads),  cmocka_unit_test(test_remote_failures),
+        cmocka_unit_test(test_bad_keys),       cmocka_unit_test(test_index_key),
+        cmocka_unit_test(test_open_errors),    cmocka_unit_test(test_temp_files),
+        cmocka_unit_test(test_checkpoint_key), cmocka_unit_test(test_error_keeps_cause),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
