@@ -133,7 +133,12 @@ VD_API const char *vd_index_name(const vd_index *idx);
 VD_API const vd_index_params *vd_index_params_get(const vd_index *idx);
 VD_API const vd_limits *vd_index_limits(const vd_index *idx);
 
-/* Number of live (searchable) items. */
+/*
+ * Number of live (searchable) items, and the stats. Neither takes the
+ * index's lock nor waits for a writer: they return what the last completed
+ * add, delete or compact left (a batch in progress shows once it is done),
+ * and the stats are one consistent set. Safe from any thread.
+ */
 VD_API size_t vd_index_len(vd_index *idx);
 
 VD_API void vd_index_stats_get(vd_index *idx, vd_index_stats *out);

@@ -1,5 +1,13 @@
 /*
  * http.c - see http.h.
+ *
+ * One thread per connection (libmicrohttpd's listening thread accepts and
+ * starts it): a request never waits for another one's handler, so a slow
+ * /metrics scrape cannot delay the liveness probe. A thread pool would
+ * still let a few slow scrapes occupy every thread. Threads are bounded by
+ * MAX_CONNECTIONS; beyond it libmicrohttpd refuses connections, and idle
+ * keep-alive connections close after TIMEOUT_S. poll() rather than
+ * select() (MHD_USE_AUTO), so a descriptor above FD_SETSIZE is no problem.
  */
 #include "http.h"
 
@@ -8,6 +16,8 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+
+enum { MAX_CONNECTIONS = 64, TIMEOUT_S = 10 };
 
 struct vd_http {
     struct MHD_Daemon *d;
@@ -85,9 +95,11 @@ vd_err vd_http_start(vd_http **out, const char *listen, const vd_http_handlers *
     vd_http *s = calloc(1, sizeof *s);
     if (!s) return vd_error_set(err, VD_ERR_NOMEM, "http: out of memory");
     s->h = *h;
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                            handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                                MHD_USE_AUTO | MHD_USE_ERROR_LOG,
+                            0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)TIMEOUT_S, MHD_OPTION_END);
     if (!s->d) {
         free(s);
         return vd_error_set(err, VD_ERR_IO, "http.listen: cannot listen on %s", listen);

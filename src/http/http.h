@@ -1,7 +1,12 @@
 /*
- * http.h - the worker's small HTTP endpoint (libmicrohttpd, its own
- * thread): GET /metrics (Prometheus text), /healthz, /readyz. What to say
- * comes from callbacks, so this module knows nothing of the worker.
+ * http.h - the worker's small HTTP endpoint (libmicrohttpd): GET /metrics
+ * (Prometheus text), /healthz, /readyz. What to say comes from callbacks,
+ * so this module knows nothing of the worker.
+ *
+ * /healthz is answered here without a callback: it says the process is
+ * alive and serving HTTP, nothing more. Each connection has its own
+ * thread, so no request waits for another's callback (docs/worker.md,
+ * "HTTP endpoints").
  */
 #ifndef VD_HTTP_HTTP_H
 #define VD_HTTP_HTTP_H
@@ -12,6 +17,9 @@
 
 typedef struct vd_http vd_http;
 
+/* The callbacks run on the connections' threads, several at once: they
+ * must be thread-safe, and should not wait on locks a long operation
+ * holds. */
 typedef struct vd_http_handlers {
     void *ctx;
     /* Writes the Prometheus exposition text to out. */

@@ -26,6 +26,7 @@
 #include "index_internal.h"
 
 #include <math.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -474,6 +475,7 @@ vd_err vd_index_alloc(vd_index **out, const char *name, size_t name_len, const v
     pthread_rwlock_init(&ix->lock, &attr);
     pthread_rwlockattr_destroy(&attr);
     pthread_mutex_init(&ix->pool_lock, NULL);
+    vd_index_stats_publish(ix);
     *out = ix;
     return VD_OK;
 nomem:
@@ -546,26 +548,50 @@ const vd_limits *vd_index_limits(const vd_index *ix)
 
 size_t vd_index_len(vd_index *ix)
 {
-    pthread_rwlock_rdlock(&ix->lock);
-    size_t n = ix->live;
-    pthread_rwlock_unlock(&ix->lock);
-    return n;
+    return atomic_load_explicit(&ix->pub.live, memory_order_acquire);
+}
+
+/* Stats are read without the lock, from what the last write published
+ * (vd_index_pub): a reader never waits for a batch or a repair. */
+void vd_index_stats_publish(vd_index *ix)
+{
+    vd_index_pub *p = &ix->pub;
+    unsigned seq = atomic_load_explicit(&p->seq, memory_order_relaxed);
+    atomic_store_explicit(&p->seq, seq + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&p->live, ix->live, memory_order_relaxed);
+    atomic_store_explicit(&p->deleted, ix->deleted, memory_order_relaxed);
+    atomic_store_explicit(&p->slots, ix->nslots, memory_order_relaxed);
+    atomic_store_explicit(&p->max_level, ix->max_level, memory_order_relaxed);
+    atomic_store_explicit(&p->repairs, ix->repairs, memory_order_relaxed);
+    atomic_store_explicit(
+        &p->mem_bytes,
+        sizeof *ix + (size_t)ix->cap * ix->stride * sizeof(float) +
+            (size_t)ix->cap * (1 + ix->m0) * sizeof(uint32_t) + ix->cap +
+            (size_t)ix->cap * sizeof(vd_node) + ((size_t)ix->table_mask + 1) * sizeof(uint32_t) +
+            (size_t)ix->free_cap * sizeof(uint32_t) + ix->blob_bytes + ix->upper_bytes,
+        memory_order_relaxed);
+    atomic_store_explicit(&p->seq, seq + 2, memory_order_release);
 }
 
 void vd_index_stats_get(vd_index *ix, vd_index_stats *st)
 {
-    pthread_rwlock_rdlock(&ix->lock);
-    st->live = ix->live;
-    st->deleted = ix->deleted;
-    st->slots = ix->nslots;
-    st->max_level = ix->max_level;
-    st->repairs = ix->repairs;
-    st->mem_bytes = sizeof *ix + (size_t)ix->cap * ix->stride * sizeof(float) +
-                    (size_t)ix->cap * (1 + ix->m0) * sizeof(uint32_t) + ix->cap +
-                    (size_t)ix->cap * sizeof(vd_node) +
-                    ((size_t)ix->table_mask + 1) * sizeof(uint32_t) +
-                    (size_t)ix->free_cap * sizeof(uint32_t) + ix->blob_bytes + ix->upper_bytes;
-    pthread_rwlock_unlock(&ix->lock);
+    vd_index_pub *p = &ix->pub;
+    for (;;) {
+        unsigned seq = atomic_load_explicit(&p->seq, memory_order_acquire);
+        if (seq & 1) { /* a publish is a few stores: its end is near */
+            sched_yield();
+            continue;
+        }
+        st->live = atomic_load_explicit(&p->live, memory_order_relaxed);
+        st->deleted = atomic_load_explicit(&p->deleted, memory_order_relaxed);
+        st->slots = atomic_load_explicit(&p->slots, memory_order_relaxed);
+        st->max_level = atomic_load_explicit(&p->max_level, memory_order_relaxed);
+        st->repairs = atomic_load_explicit(&p->repairs, memory_order_relaxed);
+        st->mem_bytes = atomic_load_explicit(&p->mem_bytes, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&p->seq, memory_order_relaxed) == seq) return;
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -1001,6 +1027,7 @@ vd_err vd_index_add(vd_index *ix, const vd_item *items, size_t n, vd_error *err)
     scratch_put(ix, s);
     if (!rc) rc = maybe_repair(ix, err);
 out:
+    vd_index_stats_publish(ix);
     pthread_rwlock_unlock(&ix->lock);
     return rc;
 }
@@ -1027,6 +1054,7 @@ vd_err vd_index_delete(vd_index *ix, const char *const *ids, const size_t *lens,
         }
     }
     vd_err rc = maybe_repair(ix, err);
+    vd_index_stats_publish(ix);
     pthread_rwlock_unlock(&ix->lock);
     if (deleted) *deleted = del;
     if (unknown) *unknown = unk;
@@ -1145,6 +1173,7 @@ vd_err vd_index_compact(vd_index *ix, vd_error *err)
 {
     pthread_rwlock_wrlock(&ix->lock);
     vd_err rc = ix->deleted ? repair_locked(ix, err) : VD_OK;
+    vd_index_stats_publish(ix);
     pthread_rwlock_unlock(&ix->lock);
     return rc;
 }

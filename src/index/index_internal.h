@@ -17,6 +17,7 @@
 #define VD_INDEX_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "distance.h"
@@ -37,6 +38,18 @@ typedef struct vd_node {
 } vd_node;
 
 typedef struct vd_scratch vd_scratch;
+
+/* The stats as of the last completed write, for readers that must not wait
+ * for a writer: /metrics would otherwise wait out a whole add batch or
+ * repair. One writer at a time (the holder of the write lock, or the
+ * constructor) publishes; seq is odd meanwhile, so a reader retries
+ * instead of mixing two writes (a seqlock). */
+typedef struct vd_index_pub {
+    atomic_uint seq;
+    atomic_size_t live, deleted, slots, mem_bytes;
+    atomic_int max_level;
+    atomic_uint_least64_t repairs;
+} vd_index_pub;
 
 struct vd_index {
     char *name;
@@ -66,6 +79,7 @@ struct vd_index {
     size_t blob_bytes, upper_bytes;
 
     pthread_rwlock_t lock;
+    vd_index_pub pub; /* read without the lock */
     pthread_mutex_t pool_lock;
     vd_scratch **pool;
     size_t npool, pool_cap;
@@ -87,6 +101,10 @@ static inline uint32_t *vd_links(const struct vd_index *ix, uint32_t slot, int l
 vd_err vd_index_alloc(struct vd_index **out, const char *name, size_t name_len,
                       const vd_index_params *p, const vd_limits *lim, uint32_t cap,
                       vd_error *err);
+
+/* Publishes the current stats for vd_index_stats_get. The caller holds the
+ * write lock, or is building an index no other thread can see yet. */
+void vd_index_stats_publish(struct vd_index *ix);
 
 /* Inserts slot's id into the hash table. The slot's blob must be set. */
 vd_err vd_index_table_put(struct vd_index *ix, uint32_t slot);

@@ -333,6 +333,7 @@ vd_err vd_index_payload_read(vd_index **out, const char *name, size_t name_len, 
         goto fail;
     }
     if ((rc = check_links(ix, err))) goto fail;
+    vd_index_stats_publish(ix);
     *out = ix;
     return VD_OK;
 fail:

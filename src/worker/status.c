@@ -1,5 +1,19 @@
 /*
  * status.c - /metrics, /readyz and the directory snapshot (see status.h).
+ *
+ * The HTTP handlers never wait for an index: its gauges come from
+ * vd_index_stats_get, which reads what the last write published and takes
+ * no lock, so an add batch or a repair (which holds the index's write lock
+ * throughout) delays neither endpoint. What they do wait for, each held
+ * only briefly by its writers:
+ * - a partition's mutex (state, offsets): the poll thread holds it for a
+ *   few stores (partition.c, ck_commit); searches release it while they
+ *   wait on the condition variable;
+ * - /metrics only: a partition's registry read lock, to walk the entries.
+ *   The poll thread holds the write lock to add or remove an entry, and a
+ *   removal (drop, revoke, a failed load) frees the index meanwhile: about
+ *   0.1 s per million items. /readyz does not take it.
+ * - the directory's state mutex and counters (vd_directory_stats_get).
  */
 #include "worker/status.h"
 
@@ -132,6 +146,7 @@ static void partition_gauges(vd_worker *w, FILE *out)
     }
 }
 
+/* Under the registry's read lock; vd_index_stats_get takes no lock. */
 static void index_gauges(vd_worker *w, FILE *out)
 {
     fputs("# HELP vectord_index_items Live items per index.\n# TYPE vectord_index_items gauge\n"

@@ -11,11 +11,15 @@
 
 #include "worker/worker_internal.h"
 
-/* HTTP thread: the Prometheus text of w's counters and gauges to out. */
+/* HTTP threads (several at once): the Prometheus text of w's counters and
+ * gauges to out. Never waits for an index's writer; waits for a partition's
+ * registry only while an entry is added or removed (status.c). */
 void vd_status_metrics(void *w, FILE *out);
 
-/* HTTP thread: 1 when w has an assignment, is not fenced and every owned
- * partition is ready; else 0, with one line per reason to out. */
+/* HTTP threads (several at once): 1 when w has an assignment, is not
+ * fenced and every owned partition is ready; else 0, with one line per
+ * reason to out. Takes only the partitions' mutexes, held briefly by their
+ * writers: no index or registry lock. */
 int vd_status_ready(void *w, FILE *out);
 
 /* Poll thread: hands the directory a snapshot of the partitions and

@@ -2119,6 +2119,11 @@ static void *conc_reader(void *arg)
         } else if (rc != VD_ERR_NOT_FOUND) {
             conc_fail(c, "get failed");
         }
+        /* Stats, read without the lock, are one write's set: a slot is live,
+         * deleted or free, so live + deleted never exceeds slots. */
+        vd_index_stats st;
+        vd_index_stats_get(c->ix, &st);
+        if (st.live + st.deleted > st.slots) conc_fail(c, "stats mix two writes");
         (void)vd_index_len(c->ix);
         local++;
     } while (!atomic_load(&c->done));
