@@ -15,7 +15,7 @@
  *   search INDEX (--vector '[...]' | --queries FILE) [--k 10] [--ef N] [--min-offset O]
  *   info INDEX
  *   inspect FILE.lhv1              offline: verify a checkpoint and print its envelope
- *   produce TOPIC KEY [--header name=value]... [--partition N]
+ *   produce TOPIC KEY [--header name=value]... [--partition N] [--count N]
  *                                  a raw record, value from stdin
  *   ls                             every index in the fleet (Redis directory)
  *   status                         workers, partitions, lag (Redis directory)
@@ -515,10 +515,12 @@ static int cmd_inspect(const char *path)
     return 0;
 }
 
-/* produce TOPIC KEY [--header k=v]...: one record, value from stdin, as is. */
+/* produce TOPIC KEY [--header k=v]... [--partition N] [--count N]: one
+ * record (or N alike), value from stdin, as is. */
 static int cmd_produce(ctl *c, const char *topic, const char *key, int argc, char **argv, int from)
 {
     int32_t partition = RD_KAFKA_PARTITION_UA; /* the murmur2_random partitioner's choice */
+    long count = 1;
     char *value = NULL;
     size_t len = 0, cap = 0, n;
     char chunk[65536];
@@ -541,21 +543,34 @@ static int cmd_produce(ctl *c, const char *topic, const char *key, int argc, cha
             partition = (int32_t)pn;
             continue;
         }
+        if (!strcmp(argv[i], "--count")) {
+            char *end;
+            count = strtol(argv[++i], &end, 10);
+            if (*end || count < 1) die(EXIT_USAGE, "--count %s: expected N >= 1", argv[i]);
+            continue;
+        }
         if (strcmp(argv[i], "--header")) continue;
         const char *kv = argv[++i], *eq = strchr(kv, '=');
         if (!eq) die(EXIT_USAGE, "--header %s: expected name=value", kv);
         rd_kafka_header_add(h, kv, eq - kv, eq + 1, -1);
     }
     warm_topic(c, topic);
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        c->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-        RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(value, len),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
-    free(value);
-    if (e) {
-        rd_kafka_headers_destroy(h);
-        die(EXIT_KAFKA, "produce to %s: %s", topic, rd_kafka_err2str(e));
+    for (long i = 0; i < count; i++) {
+        rd_kafka_headers_t *hi = rd_kafka_headers_copy(h);
+        rd_kafka_resp_err_t e;
+        while ((e = rd_kafka_producev(
+                    c->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                    RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(value, len),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hi),
+                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(c->producer, 50);
+        if (e) {
+            rd_kafka_headers_destroy(hi);
+            die(EXIT_KAFKA, "produce to %s: %s", topic, rd_kafka_err2str(e));
+        }
     }
+    rd_kafka_headers_destroy(h);
+    free(value);
     flush_or_die(c);
     return 0;
 }
@@ -834,7 +849,8 @@ static void usage(FILE *f)
           "  search INDEX (--vector '[..]' | --queries FILE) [--k 10] [--ef N] [--min-offset O]\n"
           "  info INDEX\n"
           "  inspect FILE.lhv1\n"
-          "  produce TOPIC KEY [--header name=value]... [--partition N]   value from stdin, as is\n"
+          "  produce TOPIC KEY [--header name=value]... [--partition N] [--count N]\n"
+          "                                 value from stdin, as is (N records alike)\n"
           "  consume TOPIC [--count N]                    from the beginning, JSON lines\n"
           "  ls                        every index in the fleet (the Redis directory)\n"
           "  status                    workers, partitions and lag (the Redis directory)\n"

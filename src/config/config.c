@@ -73,6 +73,9 @@ static const keydef keys[] = {
      "first retry delay after a failed checkpoint (doubles, with jitter)"},
     {"checkpoint.retry.backoff.max.ms", T_INT, "30000", 1, I64, NULL, "largest retry delay"},
     {"search.threads", T_INT, "2", 1, 256, NULL, "threads answering searches"},
+    {"search.queue.max", T_INT, "256", 1, 1000000, NULL,
+     "search requests queued per partition; a full queue pauses the partition in the consumer "
+     "until it is half empty (backpressure in Kafka, not in memory)"},
     {"search.ready.timeout.ms", T_INT, "30000", 0, I64, NULL,
      "how long a search waits for its partition to finish loading before `unavailable`"},
     {"search.max.age.ms", T_INT, "60000", 0, I64, NULL,

@@ -100,7 +100,6 @@ void vd_partition_reset(vd_partition *p)
     p->state = VD_PART_UNASSIGNED;
     p->applied = p->quiet_until = p->ready_at = p->manifest_offset = -1;
     p->committed = -1;
-    p->search_next = -1;
     p->pending = 0;
     p->backoff = 0;
     p->retry_at = 0;

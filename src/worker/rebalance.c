@@ -9,6 +9,7 @@
 #include "worker/load.h"
 #include "worker/outbox.h"
 #include "worker/partition.h"
+#include "worker/search.h"
 
 /* The commands partition tp names, or NULL (the search topic, or a
  * partition beyond the count seen at start). */
@@ -59,6 +60,9 @@ static void on_assign(vd_worker *w, rd_kafka_topic_partition_list_t *parts)
             tp->offset = p->assigned_committed >= 0 ? p->assigned_committed : 0;
     }
     rd_kafka_assign(w->consumer, parts);
+    for (int i = 0; i < parts->cnt; i++)
+        if (strcmp(parts->elems[i].topic, w->t_search) == 0)
+            vd_search_assigned(w, parts->elems[i].partition);
     /* Nothing is fetched until the partition is loaded and moved to its
      * start. (A pause of ours also outlives a revoke in librdkafka: every
      * partition is resumed explicitly once loaded.) */

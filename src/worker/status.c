@@ -147,6 +147,42 @@ static void partition_gauges(vd_worker *w, FILE *out)
 }
 
 /* Under the registry's read lock; vd_index_stats_get takes no lock. */
+static void search_metrics(vd_worker *w, FILE *out)
+{
+    static const char *const bounds[VD_SEARCH_WAIT_BUCKETS] = {
+        "0.001", "0.005", "0.01", "0.05", "0.1", "0.5", "1", "5", "30"};
+    vd_search_pool *pool = &w->search;
+    fputs("# HELP vectord_search_queue_depth Search requests queued, not yet taken, per "
+          "partition.\n# TYPE vectord_search_queue_depth gauge\n"
+          "# HELP vectord_search_partition_paused 1 when the partition's search queue is full "
+          "and the partition paused in the consumer.\n"
+          "# TYPE vectord_search_partition_paused gauge\n",
+          out);
+    for (int32_t i = 0; pool->q && i < pool->nq; i++) {
+        pthread_mutex_lock(&pool->mu);
+        size_t n = pool->q[i].n;
+        int paused = pool->q[i].paused;
+        pthread_mutex_unlock(&pool->mu);
+        fprintf(out, "vectord_search_queue_depth{partition=\"%d\"} %zu\n", (int)i, n);
+        fprintf(out, "vectord_search_partition_paused{partition=\"%d\"} %d\n", (int)i, paused);
+    }
+    fputs("# HELP vectord_search_wait_seconds Time a search request waited in its queue.\n"
+          "# TYPE vectord_search_wait_seconds histogram\n",
+          out);
+    uint_fast64_t cum = 0;
+    for (int b = 0; b < VD_SEARCH_WAIT_BUCKETS; b++) {
+        cum += atomic_load(&pool->wait_le[b]);
+        fprintf(out, "vectord_search_wait_seconds_bucket{le=\"%s\"} %" PRIuFAST64 "\n", bounds[b],
+                cum);
+    }
+    uint_fast64_t count = atomic_load(&pool->wait_count);
+    fprintf(out,
+            "vectord_search_wait_seconds_bucket{le=\"+Inf\"} %" PRIuFAST64 "\n"
+            "vectord_search_wait_seconds_sum %.6f\nvectord_search_wait_seconds_count %" PRIuFAST64
+            "\n",
+            count, (double)atomic_load(&pool->wait_sum_us) / 1e6, count);
+}
+
 static void index_gauges(vd_worker *w, FILE *out)
 {
     fputs("# HELP vectord_index_items Live items per index.\n# TYPE vectord_index_items gauge\n"
@@ -207,6 +243,7 @@ void vd_status_metrics(void *ctx, FILE *out)
     vd_worker *w = ctx;
     counters(w, out);
     partition_gauges(w, out);
+    search_metrics(w, out);
     index_gauges(w, out);
     directory_metrics(w, out);
 }

@@ -285,8 +285,6 @@ vd_err vd_worker_new(vd_worker **out, const vd_config *cfg, const vd_logger *lg,
     w->cfg = cfg;
     w->lg = lg;
     worker_settings(w, cfg);
-    pthread_mutex_init(&w->qmu, NULL);
-    pthread_cond_init(&w->qcond, NULL);
 
     vd_err rc;
     if ((rc = open_directory(w, cfg, err))) goto fail;
@@ -447,7 +445,7 @@ vd_err vd_worker_run(vd_worker *w, volatile sig_atomic_t *stop, vd_error *err)
         if (m) handle_message(w, m);
         rd_kafka_poll(w->producer, 0);
         vd_outbox_poll(&w->out);
-        vd_search_commit(w);
+        vd_search_poll(w);
         vd_checkpoint_policy(w);
         vd_status_directory_tick(w, 0);
         loading = vd_load_poll(w);
@@ -476,7 +474,7 @@ void vd_worker_free(vd_worker *w)
     vd_directory_close(w->dir); /* writes the last snapshot, removes the heartbeat */
     w->dir = NULL;
     vd_search_stop(w);
-    free(w->threads);
+    vd_search_free(w);
     for (int32_t i = 0; i < w->nparts; i++) vd_load_cancel(w, &w->parts[i]);
     for (int32_t i = 0; i < w->nparts; i++) vd_checkpoint_discard(w, &w->parts[i]);
     vd_taskq_free(w->store_q);
@@ -487,8 +485,6 @@ void vd_worker_free(vd_worker *w)
     vd_store_close(w->store);
     vd_kafka_mock_stop(w->mock);
     free(w->bootstrap);
-    pthread_mutex_destroy(&w->qmu);
-    pthread_cond_destroy(&w->qcond);
     vd_outbox_close(&w->out);
     free(w);
 }

@@ -104,7 +104,6 @@ typedef struct vd_partition {
     int64_t quiet_until;        /* offsets at or below already had their acks/DLQ records */
     int64_t ready_at;           /* high watermark seen at assignment */
     int64_t manifest_offset;    /* the loaded manifest's offset */
-    int64_t search_next;        /* next search offset to commit (-1: none) */
     int64_t assigned_committed; /* the group's offset at assignment */
     double last_checkpoint;
     double retry_at, backoff; /* the next checkpoint or load attempt */
@@ -152,6 +151,36 @@ typedef struct vd_outbox {
     atomic_uint_fast64_t rejected_by[VD_ERR__COUNT];
 } vd_outbox;
 
+/* One search partition's queue (search.c), under the pool's mu. */
+typedef struct vd_search_queue {
+    struct vd_search_job *head, *tail;
+    size_t n;          /* queued, not taken yet */
+    int64_t *inflight; /* offsets queued or being answered, increasing */
+    size_t ninflight, capinflight;
+    int64_t enq_next;  /* last offset queued + 1 (-1: none since assignment) */
+    int64_t committed; /* last search offset committed (-1: none) */
+    int paused;        /* paused in the consumer: the queue is full */
+} vd_search_queue;
+
+#define VD_SEARCH_WAIT_BUCKETS 9
+
+/* The search pool (search.c): per-partition queues, taken round robin,
+ * bounded by search.queue.max each (then the partition is paused in the
+ * consumer: backpressure stays in Kafka). */
+typedef struct vd_search_pool {
+    pthread_t *threads;
+    int nthreads;
+    pthread_mutex_t mu; /* guards everything below but the histogram */
+    pthread_cond_t cond;
+    vd_search_queue *q; /* one per partition */
+    int32_t nq, next;
+    size_t max;
+    double ready_timeout_s;
+    int stop;
+    /* Time from queued to taken, a Prometheus histogram (atomics). */
+    atomic_uint_fast64_t wait_le[VD_SEARCH_WAIT_BUCKETS], wait_count, wait_sum_us;
+} vd_search_pool;
+
 typedef struct vd_worker {
     /* Set by vd_worker_new, read-only afterwards (any thread). */
     const vd_config *cfg;
@@ -182,13 +211,8 @@ typedef struct vd_worker {
     /* The store thread: writes checkpoints and loads partitions. */
     struct vd_taskq *store_q;
 
-    /* The search pool (search.c): a queue under qmu. */
-    pthread_t *threads;
-    int nthreads;
-    pthread_mutex_t qmu;
-    pthread_cond_t qcond;
-    struct vd_search_job *qhead, *qtail;
-    int qstop;
+    /* The search pool (search.c). */
+    vd_search_pool search;
 
     vd_outbox out;
 
