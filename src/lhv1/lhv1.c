@@ -3,8 +3,11 @@
  *
  * Writing is two passes over the read-locked index: the first only counts
  * bytes and computes the CRC-32C that the envelope must carry, the second
- * sends the envelope and then the payload. Nothing is buffered whole, so a
- * several-hundred-MB index never exists twice in memory.
+ * sends the envelope and then the payload. vd_lhv1_write itself buffers
+ * nothing whole: with a sink that streams (a file, a socket), a
+ * several-hundred-MB index never exists twice in memory. The _buf variant
+ * does hold the whole file once, and the worker's checkpoints use it today
+ * (they hand a buffer to the store thread).
  *
  * Every function takes the service's Kafka position (lhv1_position.h); the
  * public ones (vectord/lhv1.h) are the same with none.
