@@ -20,6 +20,35 @@ static vd_partition *commands_partition(vd_worker *w, const rd_kafka_topic_parti
     return &w->parts[tp->partition];
 }
 
+/*
+ * Partitions added to the topics after this worker started (the range
+ * assignor still co-partitions them) are not served: the partition table
+ * is sized at start. They are refused loudly instead of consumed and
+ * ignored: logged, counted (vectord_partitions_unserved), /readyz fails
+ * naming them, and the commands partitions are paused, so their records
+ * stay in Kafka, uncommitted, for a restarted worker.
+ */
+static void refuse_added(vd_worker *w, rd_kafka_topic_partition_list_t *parts)
+{
+    int unserved = 0;
+    rd_kafka_topic_partition_list_t *pause = rd_kafka_topic_partition_list_new(4);
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        if (tp->partition < w->nparts) continue;
+        if (strcmp(tp->topic, w->t_cmd) == 0) {
+            unserved++;
+            rd_kafka_topic_partition_list_add(pause, tp->topic, tp->partition);
+        }
+        VD_WLOG(w, VD_LOG_ERROR, "partition_unserved", VD_LS("topic", tp->topic),
+                VD_LI("partition", tp->partition), VD_LI("partitions_at_start", w->nparts),
+                VD_LS("then", "added after this worker started: restart it to serve the partition "
+                              "(its commands stay in Kafka, uncommitted)"));
+    }
+    if (pause->cnt) rd_kafka_pause_partitions(w->consumer, pause);
+    rd_kafka_topic_partition_list_destroy(pause);
+    w->unserved = unserved;
+}
+
 static void on_assign(vd_worker *w, rd_kafka_topic_partition_list_t *parts)
 {
     /* Committed offsets of everything assigned, in one request. */
@@ -28,13 +57,14 @@ static void on_assign(vd_worker *w, rd_kafka_topic_partition_list_t *parts)
         VD_WLOG(w, VD_LOG_WARN, "committed_offsets_unknown", VD_LS("error", rd_kafka_err2str(ce)));
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
-        if (tp->partition < 0 || tp->partition >= w->nparts) continue;
         if (strcmp(tp->topic, w->t_search) == 0) {
             /* Pick up requests sent while no one owned the partition; stale
-             * ones are dropped by age (search.max.age.ms) when handled. */
+             * ones are dropped by age (search.max.age.ms) when handled (a
+             * partition added after start too: they get `unavailable`). */
             if (ce || tp->offset < 0) tp->offset = RD_KAFKA_OFFSET_BEGINNING;
             continue;
         }
+        if (tp->partition < 0 || tp->partition >= w->nparts) continue; /* refuse_added */
         vd_partition *p = &w->parts[tp->partition];
         vd_checkpoint_discard(w, p);
         vd_load_cancel(w, p);
@@ -60,6 +90,7 @@ static void on_assign(vd_worker *w, rd_kafka_topic_partition_list_t *parts)
             tp->offset = p->assigned_committed >= 0 ? p->assigned_committed : 0;
     }
     rd_kafka_assign(w->consumer, parts);
+    refuse_added(w, parts);
     for (int i = 0; i < parts->cnt; i++)
         if (strcmp(parts->elems[i].topic, w->t_search) == 0)
             vd_search_assigned(w, parts->elems[i].partition);
@@ -95,6 +126,7 @@ static void on_revoke(vd_worker *w, rd_kafka_topic_partition_list_t *parts)
         VD_WLOG(w, VD_LOG_INFO, "revoked", VD_LI("partition", p->id), VD_LI("lost", lost));
     }
     rd_kafka_assign(w->consumer, NULL);
+    w->unserved = 0;
 }
 
 void vd_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,

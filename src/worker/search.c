@@ -100,7 +100,10 @@ static void handle_search(vd_worker *w, rd_kafka_message_t *m, double ready_dead
     }
     if (rc) goto fail;
     if (m->partition < 0 || m->partition >= w->nparts) {
-        rc = vd_error_set(&err, VD_ERR_UNAVAILABLE, "partition %d unknown", (int)m->partition);
+        rc = vd_error_set(&err, VD_ERR_UNAVAILABLE,
+                          "partition %d was added after this worker started with %d: it is "
+                          "not served until the worker restarts",
+                          (int)m->partition, (int)w->nparts);
         goto fail;
     }
     vd_partition *p = &w->parts[m->partition];

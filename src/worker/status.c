@@ -99,6 +99,11 @@ static void counters(vd_worker *w, FILE *out)
                 vd_reply_policy_name((vd_reply_policy)r),
                 atomic_load(&w->out.n_replies_refused[r]));
     fprintf(out,
+            "# HELP vectord_partitions_unserved Commands partitions assigned to this worker but "
+            "added to the topics after it started: not served until it restarts.\n"
+            "# TYPE vectord_partitions_unserved gauge\nvectord_partitions_unserved %d\n",
+            atomic_load(&w->unserved));
+    fprintf(out,
             "# HELP vectord_fenced 1 when the group fenced this worker (it writes nothing).\n"
             "# TYPE vectord_fenced gauge\nvectord_fenced %d\n",
             w->fenced);
@@ -254,6 +259,13 @@ int vd_status_ready(void *ctx, FILE *out)
     int ok = atomic_load(&w->assigned_once) && !w->fenced;
     if (!atomic_load(&w->assigned_once)) fputs("no partition assignment yet\n", out);
     if (w->fenced) fputs("fenced by the consumer group\n", out);
+    if (atomic_load(&w->unserved)) {
+        ok = 0;
+        fprintf(out,
+                "%d assigned partition(s) were added after start (started with %d): restart to "
+                "serve them\n",
+                atomic_load(&w->unserved), (int)w->nparts);
+    }
     for (int32_t i = 0; i < w->nparts; i++) {
         pthread_mutex_lock(&w->parts[i].mu);
         vd_part_state state = w->parts[i].state;

@@ -220,6 +220,9 @@ typedef struct vd_worker {
     atomic_uint_fast64_t n_applied, n_searches, n_searches_expired, n_checkpoints,
         n_checkpoint_failures, n_load_failures, n_checkpoint_foreign, n_checkpoint_migrated;
     atomic_int assigned_once;
+    /* Partitions assigned now that were added to the topics after start
+     * (>= nparts): not served until a restart (rebalance.c). */
+    atomic_int unserved;
 } vd_worker;
 
 #define VD_WLOG(w, lvl, ev, ...) vd_log((w)->lg, lvl, ev, __VA_ARGS__)

@@ -94,7 +94,7 @@ cp "store/_vectors/vectord.commands/$q/dup.lhv1" "store/_vectors/vectord.command
 start
 ctl --json info dup | grep -q '"length":1,' || fail "dup on $p with a foreign file: $(ctl --json info dup)"
 grep -q "event=checkpoint_foreign partition=$p index=dup" vectord.log || fail "no checkpoint_foreign"
-metrics | grep -q '^vectord_checkpoint_foreign_total 1' || fail "foreign file not counted"
+metrics | grep '^vectord_checkpoint_foreign_total 1' >/dev/null || fail "foreign file not counted"
 info_q q-3 | grep -q 'length[^0-9]*3,' || fail "dup on partition $q: $(info_q q-3)"
 stop
 echo "kafka_checkpoint_keys: 1 passed, 0 failed"
