@@ -202,6 +202,47 @@ static void test_worker_round_trip(void **state)
     vd_dir_fields_clear(&f);
 }
 
+/* Partitions whose every number is at its widest (found by
+ * fuzz_dir_fields): each entry is 69 bytes, more than the 64 the encoder
+ * once reserved per partition, which overflowed its buffer. */
+static void test_worker_widest_partitions(void **state)
+{
+    (void)state;
+    vd_dir_partition parts[3];
+    for (int i = 0; i < 3; i++) {
+        parts[i].id = INT32_MIN;
+        snprintf(parts[i].state, sizeof parts[i].state, "%s", "abcdefghijklmno");
+        parts[i].applied = INT64_MIN;
+        parts[i].lag = INT64_MIN;
+    }
+    vd_dir_worker a = {.parts = parts, .nparts = 3};
+    snprintf(a.id, sizeof a.id, "w-wide");
+    vd_dir_fields f = {0};
+    vd_error err;
+    assert_int_equal(vd_dir_worker_encode(&a, &f, &err), VD_OK);
+    const char *kv[2 * VD_DIR_MAX_FIELDS];
+    size_t lens[2 * VD_DIR_MAX_FIELDS];
+    flatten(&f, kv, lens);
+    const char *one = "-2147483648:abcdefghijklmno:-9223372036854775808:-9223372036854775808";
+    char want[256];
+    snprintf(want, sizeof want, "%s,%s,%s", one, one, one);
+    int seen = 0;
+    for (size_t i = 0; i < f.n; i++)
+        if (!strcmp(f.name[i], "partitions")) {
+            assert_string_equal(kv[2 * i + 1], want);
+            seen = 1;
+        }
+    assert_true(seen);
+    vd_dir_worker b;
+    assert_int_equal(vd_dir_worker_decode(kv, lens, 2 * f.n, &b, &err), VD_OK);
+    assert_int_equal(b.nparts, 3);
+    assert_int_equal(b.parts[2].id, INT32_MIN);
+    assert_string_equal(b.parts[2].state, "abcdefghijklmno");
+    assert_true(b.parts[2].applied == INT64_MIN && b.parts[2].lag == INT64_MIN);
+    vd_dir_worker_clear(&b);
+    vd_dir_fields_clear(&f);
+}
+
 static void test_open_validates(void **state)
 {
     (void)state;
@@ -495,10 +536,15 @@ static void test_real_redis(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_url_forms),        cmocka_unit_test(test_url_errors),
-        cmocka_unit_test(test_index_round_trip), cmocka_unit_test(test_worker_round_trip),
-        cmocka_unit_test(test_open_validates),   cmocka_unit_test(test_redis_absent),
-        cmocka_unit_test(test_redis_hangs),      cmocka_unit_test(test_redis_error_replies),
+        cmocka_unit_test(test_url_forms),
+        cmocka_unit_test(test_url_errors),
+        cmocka_unit_test(test_index_round_trip),
+        cmocka_unit_test(test_worker_round_trip),
+        cmocka_unit_test(test_worker_widest_partitions),
+        cmocka_unit_test(test_open_validates),
+        cmocka_unit_test(test_redis_absent),
+        cmocka_unit_test(test_redis_hangs),
+        cmocka_unit_test(test_redis_error_replies),
         cmocka_unit_test(test_real_redis),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
