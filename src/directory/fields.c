@@ -117,14 +117,22 @@ vd_err vd_dir_worker_encode(const vd_dir_worker *w, vd_dir_fields *f, vd_error *
     if (rc) return rc;
     /* partitions: "id:state:applied:lag" joined by ',' (one field, so a
      * heartbeat is one fixed set of fields whatever the assignment). */
-    size_t cap = 1 + w->nparts * 64, len = 0;
+    /* The widest entry: ',' + id (11) + ':' + state (15) + ':' + two
+     * int64 (20 each) + ':' = 70 bytes. */
+    enum { PART_MAX = 1 + 11 + 1 + 15 + 1 + 20 + 1 + 20 };
+    size_t cap = 1 + w->nparts * (PART_MAX + 1), len = 0;
     char *s = malloc(cap);
     if (!s) return vd_error_set(err, VD_ERR_NOMEM, "directory: out of memory");
     s[0] = '\0';
     for (size_t i = 0; i < w->nparts; i++) {
         const vd_dir_partition *p = &w->parts[i];
-        len += (size_t)snprintf(s + len, cap - len, "%s%" PRId32 ":%.15s:%" PRId64 ":%" PRId64,
-                                i ? "," : "", p->id, p->state, p->applied, p->lag);
+        int n = snprintf(s + len, cap - len, "%s%" PRId32 ":%.15s:%" PRId64 ":%" PRId64,
+                         i ? "," : "", p->id, p->state, p->applied, p->lag);
+        if (n < 0 || (size_t)n >= cap - len) { /* cannot happen: PART_MAX is the widest */
+            free(s);
+            return vd_error_set(err, VD_ERR_NOMEM, "directory: partitions field too long");
+        }
+        len += (size_t)n;
     }
     rc = add_field(f, err, "partitions", "%s", s);
     free(s);
