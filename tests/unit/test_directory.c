@@ -243,6 +243,78 @@ static void test_worker_widest_partitions(void **state)
     vd_dir_fields_clear(&f);
 }
 
+/* A number outside its field's type is refused naming the field, never
+ * wrapped into range (partition 4294967303 is not partition 7), and so is
+ * one with bytes after a NUL (found by fuzz_dir_fields). */
+static void test_numbers_out_of_range(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *field, *value;
+        size_t len;
+    } bad[] = {
+        {"partition", "4294967303", 10},
+        {"partition", "-2147483649", 11},
+        {"dimension", "-1", 2},
+        {"m", "4294967296", 10},
+        {"ef_construction", "-5", 2},
+        {"ef_search", "4294967297", 10},
+        {"length", "-1", 2},
+        {"deleted", "-9223372036854775808", 20},
+        {"length", "18446744073709551616", 20},
+        {"updated", "12\0junk", 7},
+        {"applied_offset", "5\0", 2},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *kv[] = {"owner", "w", bad[i].field, bad[i].value};
+        size_t lens[] = {5, 1, strlen(bad[i].field), bad[i].len};
+        vd_dir_index ix;
+        vd_error err;
+        assert_int_equal(vd_dir_index_decode("d", 1, kv, lens, 4, &ix, &err), VD_ERR_DECODE);
+        assert_non_null(strstr(err.msg, bad[i].field));
+    }
+    /* The widest values of each type still decode. */
+    const char *ok[] = {"partition",      "2147483647",           "dimension", "4294967295",
+                        "length",         "18446744073709551615", "deleted",   "0",
+                        "applied_offset", "-9223372036854775808"};
+    size_t okl[10];
+    for (int i = 0; i < 10; i++) okl[i] = strlen(ok[i]);
+    vd_dir_index ix;
+    vd_error err;
+    assert_int_equal(vd_dir_index_decode("d", 1, ok, okl, 10, &ix, &err), VD_OK);
+    assert_int_equal(ix.partition, INT32_MAX);
+    assert_true(ix.params.dimension == UINT32_MAX);
+    assert_true(ix.length == UINT64_MAX);
+    assert_true(ix.applied_offset == INT64_MIN);
+    vd_dir_index_clear(&ix);
+
+    static const struct {
+        const char *field, *value;
+    } wbad[] = {
+        {"partition_count", "2147483648"},
+        {"partition_count", "-2147483649"},
+        {"partitions", "4294967296:ready:0:0"},
+        {"partitions", "0:ready:0:0,-2147483649:ready:0:0"},
+    };
+    for (size_t i = 0; i < sizeof wbad / sizeof wbad[0]; i++) {
+        const char *kv[] = {"id", "w-1", wbad[i].field, wbad[i].value};
+        size_t lens[] = {2, 3, strlen(wbad[i].field), strlen(wbad[i].value)};
+        vd_dir_worker w;
+        assert_int_equal(vd_dir_worker_decode(kv, lens, 4, &w, &err), VD_ERR_DECODE);
+        assert_non_null(strstr(err.msg, wbad[i].field));
+        vd_dir_worker_clear(&w);
+    }
+    const char *kv[] = {"lag", "7\0"};
+    size_t lens[] = {3, 2};
+    vd_dir_worker w;
+    assert_int_equal(vd_dir_worker_decode(kv, lens, 2, &w, &err), VD_ERR_DECODE);
+    vd_dir_worker_clear(&w);
+
+    int32_t part = -1;
+    assert_int_equal(vd_dir_pin_decode("3\0", 2, &part), -1);
+    assert_int_equal(part, -1);
+}
+
 static void test_open_validates(void **state)
 {
     (void)state;
@@ -541,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_index_round_trip),
         cmocka_unit_test(test_worker_round_trip),
         cmocka_unit_test(test_worker_widest_partitions),
+        cmocka_unit_test(test_numbers_out_of_range),
         cmocka_unit_test(test_open_validates),
         cmocka_unit_test(test_redis_absent),
         cmocka_unit_test(test_redis_hangs),
