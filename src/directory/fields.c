@@ -139,16 +139,38 @@ vd_err vd_dir_worker_encode(const vd_dir_worker *w, vd_dir_fields *f, vd_error *
     return rc;
 }
 
-/* Parses a signed decimal field value; 0 when it is one. */
-static int field_int(const char *v, size_t n, int64_t *out)
+/* Copies a field value into buf as a C string; -1 when it does not fit or
+ * holds a NUL (which would hide the bytes after it from strtoll). */
+static int field_cstr(const char *v, size_t n, char *buf, size_t cap)
 {
-    char buf[32];
-    if (n == 0 || n >= sizeof buf) return -1;
+    if (n == 0 || n >= cap || memchr(v, '\0', n)) return -1;
     memcpy(buf, v, n);
     buf[n] = '\0';
+    return 0;
+}
+
+/* Parses a signed decimal field value within min..max; 0 when it is one.
+ * Out of range is an error, never a value wrapped into a narrower type. */
+static int field_int(const char *v, size_t n, int64_t min, int64_t max, int64_t *out)
+{
+    char buf[32];
+    if (field_cstr(v, n, buf, sizeof buf)) return -1;
     char *end;
     errno = 0;
     long long x = strtoll(buf, &end, 10);
+    if (errno || *end || x < min || x > max) return -1;
+    *out = x;
+    return 0;
+}
+
+/* Parses an unsigned decimal field value (no minus sign); 0 when it is one. */
+static int field_uint(const char *v, size_t n, uint64_t *out)
+{
+    char buf[32];
+    if (field_cstr(v, n, buf, sizeof buf) || memchr(buf, '-', n)) return -1;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(buf, &end, 10);
     if (errno || *end) return -1;
     *out = x;
     return 0;
@@ -157,7 +179,7 @@ static int field_int(const char *v, size_t n, int64_t *out)
 int vd_dir_pin_decode(const char *v, size_t n, int32_t *partition)
 {
     int64_t x;
-    if (field_int(v, n, &x) || x < 0 || x > INT32_MAX) return -1;
+    if (field_int(v, n, 0, INT32_MAX, &x)) return -1;
     *partition = (int32_t)x;
     return 0;
 }
@@ -174,12 +196,25 @@ void vd_dir_field_copy(char *dst, size_t cap, const char *v, size_t n)
 vd_err vd_dir_index_decode(const char *name, size_t name_len, const char *const *fields,
                            const size_t *lens, size_t nfields, vd_dir_index *ix, vd_error *err)
 {
-    static const char *const ints[] = {"partition",       "dimension",      "m",
-                                       "ef_construction", "ef_search",      "length",
-                                       "deleted",         "applied_offset", "checkpointed_offset",
-                                       "updated"};
-    enum { NINTS = sizeof ints / sizeof ints[0] };
+    /* Every number field with the range of the struct member it fills. */
+    static const struct {
+        const char *name;
+        int64_t min, max; /* min > max: an unsigned 64-bit field */
+    } nums[] = {
+        {"partition", INT32_MIN, INT32_MAX},
+        {"dimension", 0, UINT32_MAX},
+        {"m", 0, UINT32_MAX},
+        {"ef_construction", 0, UINT32_MAX},
+        {"ef_search", 0, UINT32_MAX},
+        {"length", 1, 0},
+        {"deleted", 1, 0},
+        {"applied_offset", INT64_MIN, INT64_MAX},
+        {"checkpointed_offset", INT64_MIN, INT64_MAX},
+        {"updated", INT64_MIN, INT64_MAX},
+    };
+    enum { NINTS = sizeof nums / sizeof nums[0] };
     int64_t v[NINTS] = {0, 0, 0, 0, 0, 0, 0, -1, -1, 0};
+    uint64_t u[NINTS] = {0};
     memset(ix, 0, sizeof *ix);
     ix->params.distance = VD_DIST_COSINE;
     for (size_t i = 0; i + 1 < nfields; i += 2) {
@@ -194,20 +229,25 @@ vd_err vd_dir_index_decode(const char *name, size_t name_len, const char *const 
             continue;
         }
         size_t k = 0;
-        while (k < NINTS && !(lens[i] == strlen(ints[k]) && !memcmp(fields[i], ints[k], lens[i])))
+        while (k < NINTS &&
+               !(lens[i] == strlen(nums[k].name) && !memcmp(fields[i], nums[k].name, lens[i])))
             k++;
         if (k == NINTS) continue; /* name, or a field of a newer version */
-        if (field_int(fields[i + 1], lens[i + 1], &v[k]))
-            return vd_error_set(err, VD_ERR_DECODE, "index entry %.*s: field %s: not an integer",
-                                (int)(name_len > 100 ? 100 : name_len), name, ints[k]);
+        int bad = nums[k].min > nums[k].max
+                      ? field_uint(fields[i + 1], lens[i + 1], &u[k])
+                      : field_int(fields[i + 1], lens[i + 1], nums[k].min, nums[k].max, &v[k]);
+        if (bad)
+            return vd_error_set(err, VD_ERR_DECODE,
+                                "index entry %.*s: field %s: not an integer in its range",
+                                (int)(name_len > 100 ? 100 : name_len), name, nums[k].name);
     }
     ix->partition = (int32_t)v[0];
     ix->params.dimension = (uint32_t)v[1];
     ix->params.m = (uint32_t)v[2];
     ix->params.ef_construction = (uint32_t)v[3];
     ix->params.ef_search = (uint32_t)v[4];
-    ix->length = (uint64_t)v[5];
-    ix->deleted = (uint64_t)v[6];
+    ix->length = u[5];
+    ix->deleted = u[6];
     ix->applied_offset = v[7];
     ix->checkpointed_offset = v[8];
     ix->updated_ms = v[9];
@@ -234,9 +274,9 @@ static vd_err parse_partitions(const char *v, size_t n, vd_dir_worker *w, vd_err
         const char *c3 = c2 ? memchr(c2 + 1, ':', (size_t)(e - c2 - 1)) : NULL;
         vd_dir_partition *p = &w->parts[w->nparts];
         int64_t id, applied, lag;
-        if (!c3 || field_int(s, (size_t)(c1 - s), &id) ||
-            field_int(c2 + 1, (size_t)(c3 - c2 - 1), &applied) ||
-            field_int(c3 + 1, (size_t)(e - c3 - 1), &lag))
+        if (!c3 || field_int(s, (size_t)(c1 - s), INT32_MIN, INT32_MAX, &id) ||
+            field_int(c2 + 1, (size_t)(c3 - c2 - 1), INT64_MIN, INT64_MAX, &applied) ||
+            field_int(c3 + 1, (size_t)(e - c3 - 1), INT64_MIN, INT64_MAX, &lag))
             return vd_error_set(err, VD_ERR_DECODE,
                                 "heartbeat %s: field partitions: expected id:state:applied:lag",
                                 w->id);
@@ -271,9 +311,11 @@ vd_err vd_dir_worker_decode(const char *const *fields, const size_t *lens, size_
             parts = v, parts_len = n;
         else if (FIELD_IS(i, "pid") || FIELD_IS(i, "started") || FIELD_IS(i, "updated") ||
                  FIELD_IS(i, "partition_count") || FIELD_IS(i, "lag")) {
-            if (field_int(v, n, &x))
-                return vd_error_set(err, VD_ERR_DECODE, "heartbeat %s: field %.*s: not an integer",
-                                    w->id, (int)lens[i], fields[i]);
+            int narrow = FIELD_IS(i, "partition_count");
+            if (field_int(v, n, narrow ? INT32_MIN : INT64_MIN, narrow ? INT32_MAX : INT64_MAX, &x))
+                return vd_error_set(err, VD_ERR_DECODE,
+                                    "heartbeat %s: field %.*s: not an integer in its range", w->id,
+                                    (int)lens[i], fields[i]);
             if (FIELD_IS(i, "pid"))
                 w->pid = (long)x;
             else if (FIELD_IS(i, "started"))

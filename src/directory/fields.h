@@ -71,7 +71,8 @@ void vd_dir_index_clear(vd_dir_index *ix);
  * with up to VD_DIR_MAX_FIELDS name/value pairs: names are static strings,
  * values live in f->buf (vd_dir_fields_value). Decoding reads name/value
  * pairs back; unknown names are ignored, missing ones keep their defaults
- * (offsets -1), and a malformed number is VD_ERR_DECODE naming the field.
+ * (offsets -1), and a malformed number, or one outside the range of the
+ * member it fills (never wrapped into it), is VD_ERR_DECODE naming the field.
  * Errors: VD_ERR_NOMEM, VD_ERR_DECODE. vd_dir_fields_clear frees f->buf.
  */
 #define VD_DIR_MAX_FIELDS 32
