@@ -1388,6 +1388,57 @@ static void test_search_bad_query(void **state)
     }
 }
 
+/* Finite components whose distances overflow float32 (FLT_MAX, found by
+ * fuzz_request: a dot search returned -inf, two opposite vectors NaN)
+ * are refused naming the field under euclidean and dot; cosine normalises
+ * them and keeps them. Vectors up to the documented norm keep every
+ * distance finite. */
+static void test_huge_vectors(void **state)
+{
+    (void)state;
+    enum { D = 2 };
+    const float huge[D] = {3.4028235e38f, 3.4028235e38f};
+    const float opposite[D] = {3.4028235e38f, -3.4028235e38f};
+    for (size_t di = 0; di < 3; di++) {
+        vd_index *ix = make_index("h", D, all_dists[di], NULL);
+        vd_item it[2] = {{"a", 1, huge, D, NULL, 0}, {"b", 1, opposite, D, NULL, 0}};
+        vd_error err = {0};
+        vd_results r;
+        vd_results_init(&r);
+        if (all_dists[di] == VD_DIST_COSINE) {
+            assert_int_equal(vd_index_add(ix, it, 2, &err), VD_OK);
+            assert_int_equal(vd_index_search(ix, huge, D, 2, 0, &r, &err), VD_OK);
+            assert_int_equal(r.n, 2);
+            for (size_t i = 0; i < r.n; i++) assert_true(isfinite(r.hits[i].distance));
+        } else {
+            assert_int_equal(vd_index_check_items(ix, it + 1, 1, &err), VD_ERR_INVALID_VECTOR);
+            if (!contains(err.msg, "items[0].vector"))
+                fail_msg("message \"%s\" does not name items[0].vector", err.msg);
+            assert_int_equal(vd_index_add(ix, it, 2, &err), VD_ERR_INVALID_VECTOR);
+            assert_int_equal(vd_index_len(ix), 0);
+            float one[D] = {1, 1};
+            add_one(ix, "c", one, D, NULL);
+            assert_int_equal(vd_index_search(ix, opposite, D, 1, 0, &r, &err),
+                             VD_ERR_INVALID_VECTOR);
+            assert_true(contains(err.msg, "vector"));
+            /* Just under the limit, the farthest pair stays finite. */
+            const float big = 4.5e18f, a[D] = {big, -big}, b[D] = {-big, big};
+            add_one(ix, "a", a, D, NULL);
+            add_one(ix, "b", b, D, NULL);
+            for (int q = 0; q < 2; q++) {
+                assert_int_equal(vd_index_search(ix, q ? b : a, D, 3, 0, &r, &err), VD_OK);
+                assert_int_equal(r.n, 3);
+                for (size_t i = 0; i < r.n; i++)
+                    if (!isfinite(r.hits[i].distance))
+                        fail_msg("%s: hit %zu distance %g", vd_distance_name(all_dists[di]), i,
+                                 r.hits[i].distance);
+            }
+        }
+        vd_results_free(&r);
+        vd_index_free(ix);
+    }
+}
+
 static void test_search_empty_index(void **state)
 {
     (void)state;
@@ -2222,6 +2273,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_search_euclidean_ties_after_sqrt),
         cmocka_unit_test(test_search_k_and_ef),
         cmocka_unit_test(test_search_bad_query),
+        cmocka_unit_test(test_huge_vectors),
         cmocka_unit_test(test_search_empty_index),
         cmocka_unit_test(test_delete),
         cmocka_unit_test(test_delete_all_then_add),
