@@ -19,6 +19,7 @@
 #ifndef VECTORD_INDEX_H
 #define VECTORD_INDEX_H
 
+#include <float.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,11 @@ typedef struct vd_limits {
 #define VD_MAX_EF    10000
 #define VD_MAX_K     1000
 #define VD_DEFAULT_K 10
+
+/* Largest squared L2 norm of a vector under euclidean and dot distance
+ * (a norm of about 6.52e18): any two such vectors have a finite distance
+ * in float32. Cosine normalises vectors and has no limit. */
+#define VD_MAX_NORM2 ((double)FLT_MAX / 8)
 
 typedef struct vd_index vd_index;
 
@@ -146,7 +152,8 @@ VD_API void vd_index_stats_get(vd_index *idx, vd_index_stats *out);
 /*
  * Checks a whole batch without changing anything: ids non-empty, valid
  * UTF-8 and within max_id_len; vector_len == dimension; every component
- * finite; non-zero norm under cosine; metadata within max_metadata; at most
+ * finite; non-zero norm under cosine, norm^2 at most VD_MAX_NORM2 under
+ * euclidean and dot; metadata within max_metadata; at most
  * max_batch items. Returns VD_OK or VD_ERR_INVALID_VECTOR / VD_ERR_LIMIT with
  * a message naming the item and field ("items[3].vector[17]: NaN").
  */
@@ -184,7 +191,8 @@ VD_API vd_err vd_index_compact(vd_index *idx, vd_error *err);
  * max(ef, k). k 0 means VD_DEFAULT_K. Hits are sorted by distance, ties by
  * id (bytewise), and stored in *out (previous content replaced).
  * Errors: VD_ERR_INVALID_PARAMS (k > VD_MAX_K, ef > VD_MAX_EF),
- * VD_ERR_INVALID_VECTOR (length, non-finite, zero under cosine), VD_ERR_NOMEM.
+ * VD_ERR_INVALID_VECTOR (length, non-finite, zero under cosine, norm^2
+ * above VD_MAX_NORM2 under euclidean and dot), VD_ERR_NOMEM.
  */
 VD_API vd_err vd_index_search(vd_index *idx, const float *query, size_t query_len, uint32_t k,
                               uint32_t ef, vd_results *out, vd_error *err);

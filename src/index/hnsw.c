@@ -629,6 +629,19 @@ static vd_err prepare_vector(const vd_index *ix, const float *v, size_t len, flo
             return vd_error_set(err, VD_ERR_INVALID_VECTOR, "%s[%zu]: %s is not a finite number",
                                 field, i, isnan(v[i]) ? "NaN" : "Inf");
     }
+    if (ix->p.distance != VD_DIST_COSINE) {
+        /* Stored as given: every distance must stay a finite float. With
+         * |a|^2, |b|^2 <= VD_MAX_NORM2, |a-b|^2 <= 4 * VD_MAX_NORM2 and
+         * |a.b| <= VD_MAX_NORM2 (Cauchy-Schwarz), so the kernels' sums -
+         * and each of their partial sums - stay below FLT_MAX / 2. */
+        double n2 = 0;
+        for (size_t i = 0; i < len; i++) n2 += (double)v[i] * v[i];
+        if (n2 > VD_MAX_NORM2)
+            return vd_error_set(err, VD_ERR_INVALID_VECTOR,
+                                "%s: norm %.4g exceeds %.4g: %s distances would overflow float32",
+                                field, sqrt(n2), sqrt(VD_MAX_NORM2),
+                                vd_distance_name(ix->p.distance));
+    }
     memcpy(dst, v, len * sizeof(float));
     memset(dst + len, 0, (ix->stride - len) * sizeof(float));
     if (ix->p.distance == VD_DIST_COSINE) {
