@@ -1635,6 +1635,37 @@ static void test_peek(void **state)
                      VD_OK);
     assert_string_equal(op, "");
     assert_string_equal(idx, "docs");
+    /* A repeated key: the last one wins, as in the decoder and jansson,
+     * even when it is not a usable string (found by fuzz_request: peek kept
+     * "add" where the decoder said "op: expected a string"). */
+    mpb_init(&b);
+    msgpack_pack_map(&b.pk, 4);
+    kvs(&b.pk, "op", "add");
+    ps(&b.pk, "op");
+    msgpack_pack_int(&b.pk, 5);
+    kvs(&b.pk, "index", "docs");
+    ps(&b.pk, "index");
+    msgpack_pack_nil(&b.pk);
+    assert_int_equal(
+        vd_request_peek(b.sb.data, b.sb.size, VD_CT_MSGPACK, idx, sizeof idx, op, sizeof op),
+        VD_OK);
+    assert_string_equal(op, "");
+    assert_string_equal(idx, "");
+    mpb_free(&b);
+    mpb_init(&b);
+    msgpack_pack_map(&b.pk, 2);
+    kvs(&b.pk, "index", "a");
+    kvs(&b.pk, "index", "a-name-longer-than-the-buffer");
+    assert_int_equal(
+        vd_request_peek(b.sb.data, b.sb.size, VD_CT_MSGPACK, idx, sizeof idx, op, sizeof op),
+        VD_OK);
+    assert_string_equal(idx, "");
+    mpb_free(&b);
+    j = "{\"op\":\"add\",\"op\":5,\"index\":\"docs\",\"index\":null}";
+    assert_int_equal(vd_request_peek(j, strlen(j), VD_CT_JSON, idx, sizeof idx, op, sizeof op),
+                     VD_OK);
+    assert_string_equal(op, "");
+    assert_string_equal(idx, "");
     assert_int_equal(vd_request_peek("\x93", 1, VD_CT_MSGPACK, idx, sizeof idx, op, sizeof op),
                      VD_ERR_DECODE);
     assert_int_equal(vd_request_peek(NULL, 0, VD_CT_MSGPACK, idx, sizeof idx, op, sizeof op),
