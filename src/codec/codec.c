@@ -842,11 +842,18 @@ static vd_err peek_msgpack(const uint8_t *buf, size_t len, char *index_out, size
             r.p = start;
             if (vd_mp_skip(&r)) return VD_ERR_DECODE;
         }
-        if (k.type != VD_MP_STR || v.type != VD_MP_STR) continue;
+        if (k.type != VD_MP_STR) continue;
+        /* A repeated key: the last one wins, as in the decoder, even when
+         * its value is not a usable string (it then clears the output). */
+        char *out = NULL;
+        size_t cap = 0;
         if (k.len == 2 && memcmp(k.data, "op", 2) == 0)
-            peek_copy(op_out, op_cap, (const char *)v.data, v.len);
+            out = op_out, cap = op_cap;
         else if (k.len == 5 && memcmp(k.data, "index", 5) == 0)
-            peek_copy(index_out, index_cap, (const char *)v.data, v.len);
+            out = index_out, cap = index_cap;
+        if (!cap) continue;
+        out[0] = '\0';
+        if (v.type == VD_MP_STR) peek_copy(out, cap, (const char *)v.data, v.len);
     }
     return vd_mp_remaining(&r) ? VD_ERR_DECODE : VD_OK;
 }

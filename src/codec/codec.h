@@ -130,7 +130,8 @@ void vd_request_free(vd_request *r);
  * routing, replies to bad requests and the key check. Each output is
  * filled best-effort: the string's value, NUL-terminated, or "" when the
  * field is absent, not a string, contains a NUL byte or does not fit in
- * its buffer (cap includes the NUL; a cap of 0 means "not wanted"). For
+ * its buffer (cap includes the NUL; a cap of 0 means "not wanted"); of a
+ * repeated key the last one counts, as in vd_request_decode(). For
  * msgpack, fields that come before a malformed part are still found.
  * Returns VD_OK when the body is a well-formed map, else VD_ERR_DECODE.
  */
