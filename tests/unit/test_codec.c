@@ -8,6 +8,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <float.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -453,6 +454,41 @@ static void test_search(void **state)
     assert_int_equal(r->min_offset, 0);
     assert_int_equal(r->include_metadata, 1);
     vd_request_free(r);
+}
+
+/* Decimal text that rounds to float32's largest finite value is that value,
+ * as schemas/messages.md says (only |x| > 3.4028235e38 is refused): the
+ * writer's own shortest form of FLT_MAX, "3.4028235e+38", is above FLT_MAX
+ * as a double and was refused (found by fuzz_request's JSON round trip). */
+static void test_vector_float32_edge(void **state)
+{
+    (void)state;
+    vd_request *r =
+        json_ok("{\"op\":\"search\",\"index\":\"a\",\"vector\":[3.4028235e+38,-3.4028235e38,"
+                "3.40282356e38]}");
+    assert_int_equal(r->vector_len, 3);
+    assert_true(r->vector[0] == FLT_MAX);
+    assert_true(r->vector[1] == -FLT_MAX);
+    assert_true(r->vector[2] == FLT_MAX);
+    vd_request_free(r);
+    /* msgpack float64 likewise. */
+    mpb b;
+    mpb_init(&b);
+    msgpack_pack_map(&b.pk, 3);
+    kvs(&b.pk, "op", "search");
+    kvs(&b.pk, "index", "a");
+    ps(&b.pk, "vector");
+    msgpack_pack_array(&b.pk, 1);
+    msgpack_pack_double(&b.pk, 3.4028235e38);
+    r = dec_ok(b.sb.data, b.sb.size, VD_CT_MSGPACK, NULL);
+    assert_true(r->vector[0] == FLT_MAX);
+    vd_request_free(r);
+    mpb_free(&b);
+    /* From FLT_MAX + half an ulp (2^103) on, the value rounds to infinity. */
+    json_err("{\"op\":\"search\",\"index\":\"a\",\"vector\":[3.4028236e38]}", VD_ERR_INVALID_VECTOR,
+             "vector[0]: 3.40282e+38 does not fit in a float32");
+    json_err("{\"op\":\"search\",\"index\":\"a\",\"vector\":[1,-3.4028235677973366e38]}",
+             VD_ERR_INVALID_VECTOR, "vector[1]");
 }
 
 static void test_info(void **state)
@@ -1970,6 +2006,7 @@ int main(void)
         cmocka_unit_test(test_delete),
         cmocka_unit_test(test_drop),
         cmocka_unit_test(test_search),
+        cmocka_unit_test(test_vector_float32_edge),
         cmocka_unit_test(test_info),
         cmocka_unit_test(test_unknown_fields_and_duplicates),
         cmocka_unit_test(test_errors_json),
