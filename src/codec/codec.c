@@ -369,11 +369,19 @@ static vd_err get_vector(dec *d, const span *s, const char *path, const float **
                 break;
             case VD_MP_FLOAT64:
                 /* Converting a finite double beyond float's range is undefined
-                 * behaviour in C, and the value is meaningless anyway. NaN and
-                 * infinities pass through for the index to reject. */
-                if (isfinite(e.v.f) && fabs(e.v.f) > FLT_MAX)
-                    return vd_error_set(d->err, VD_ERR_INVALID_VECTOR,
-                                        "%s[%zu]: %g does not fit in a float32", path, i, e.v.f);
+                 * behaviour in C. Rounding to nearest, everything below
+                 * FLT_MAX + half its ulp (2^103) is FLT_MAX - including
+                 * "3.4028235e38", FLT_MAX's own shortest decimal form - and
+                 * the rest would be infinite: refused. NaN and infinities
+                 * pass through for the index to reject. */
+                if (isfinite(e.v.f) && fabs(e.v.f) > FLT_MAX) {
+                    if (fabs(e.v.f) >= (double)FLT_MAX + 0x1p103)
+                        return vd_error_set(d->err, VD_ERR_INVALID_VECTOR,
+                                            "%s[%zu]: %g does not fit in a float32", path, i,
+                                            e.v.f);
+                    f[i] = e.v.f > 0 ? FLT_MAX : -FLT_MAX;
+                    break;
+                }
                 f[i] = (float)e.v.f;
                 break;
             default:
