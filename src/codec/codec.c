@@ -7,8 +7,12 @@
  * no trailing bytes?) and only then decoded field by field. After that
  * walk every declared array length is backed by real bytes, so no
  * allocation below can be larger than a small multiple of the body. A JSON
- * body is parsed with jansson and converted to msgpack first, so there is
- * one decoding path and one set of error messages for both formats.
+ * body is converted to msgpack first (json.c: no tree, the output plus 4
+ * bytes per array or object), so there is one decoding path and one set of
+ * error messages for both formats. A JSON add, delete or search whose batch
+ * or vector is longer than its limit is refused from the first of json.c's
+ * two passes: the msgpack decoder would read only op, index and that
+ * array's length before refusing it, so those three are all it is given.
  *
  * Everything a vd_request points to is carved from one arena (a chain of
  * malloc'd blocks) that holds the vd_request itself too; vd_request_free()
@@ -18,13 +22,13 @@
 
 #include <float.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "codec/json.h"
 #include "codec/mpread.h"
 #include "common/utf8.h"
 
@@ -189,7 +193,8 @@ static vd_err malformed(vd_error *err)
 /*
  * Reads n key/value pairs from r, recording the values of the keys listed
  * in names (string keys only; other keys are skipped). A repeated key:
- * the last one wins, as in jansson. Returns 0, or -1 when malformed.
+ * the last one wins (a converted JSON object keeps every key, so the same
+ * holds for JSON). Returns 0, or -1 when malformed.
  */
 static int scan_map(vd_mp_reader *r, uint32_t n, const char *const *names, size_t n_names,
                     span *out)
@@ -591,6 +596,8 @@ static vd_err decode_search(dec *d, const span *f, vd_request *q)
     return get_bool(d, &f[F_INCLUDE_METADATA], "include_metadata", &q->include_metadata);
 }
 
+static vd_err decode_fields(const span *f, const vd_limits *lim, vd_request **out, vd_error *err);
+
 /* Decodes a msgpack body (the original one, or a converted JSON one). */
 static vd_err decode_msgpack(const uint8_t *buf, size_t len, const vd_limits *lim, vd_request **out,
                              vd_error *err)
@@ -610,7 +617,16 @@ static vd_err decode_msgpack(const uint8_t *buf, size_t len, const vd_limits *li
                             vd_mp_type_name(top.type));
     span f[F__COUNT] = {{0}};
     if (scan_map(&r, top.v.n, field_names, F__COUNT, f)) return malformed(err);
+    return decode_fields(f, lim, out, err);
+}
 
+/*
+ * Decodes a request from the values of its top-level fields (absent ones
+ * have p NULL). Each span holds one msgpack value, or at least as much of
+ * it as the decoding reads.
+ */
+static vd_err decode_fields(const span *f, const vd_limits *lim, vd_request **out, vd_error *err)
+{
     dec d = {.lim = lim, .err = err, .op = "every request"};
     const char *s;
     size_t n;
@@ -673,123 +689,114 @@ static vd_err decode_msgpack(const uint8_t *buf, size_t len, const vd_limits *li
 /* ------------------------------------------------------------------ */
 /* JSON. */
 
-/* Deepest JSON nesting converted (the metadata limit applies after). */
-#define JSON_MAX_DEPTH (VD_CODEC_MAX_DEPTH + 16)
-
-static int json_to_writer(vd_writer *w, json_t *j, int depth)
+static const char *json_kind_name(char kind)
 {
-    switch (json_typeof(j)) {
-    case JSON_OBJECT: {
-        if (depth >= JSON_MAX_DEPTH) return -1;
-        const char *key;
-        json_t *val;
-        vd_writer_map_begin(w, (uint32_t)json_object_size(j));
-        json_object_foreach(j, key, val)
-        {
-            vd_writer_key(w, key);
-            if (json_to_writer(w, val, depth + 1)) return -1;
-        }
-        vd_writer_map_end(w);
-        return 0;
-    }
-    case JSON_ARRAY: {
-        if (depth >= JSON_MAX_DEPTH) return -1;
-        size_t i;
-        json_t *val;
-        vd_writer_array_begin(w, (uint32_t)json_array_size(j));
-        json_array_foreach(j, i, val)
-        {
-            if (json_to_writer(w, val, depth + 1)) return -1;
-        }
-        vd_writer_array_end(w);
-        return 0;
-    }
-    case JSON_STRING:
-        vd_writer_str(w, json_string_value(j), json_string_length(j));
-        return 0;
-    case JSON_INTEGER:
-        vd_writer_int(w, json_integer_value(j));
-        return 0;
-    case JSON_REAL:
-        vd_writer_double(w, json_real_value(j));
-        return 0;
-    case JSON_TRUE:
-        vd_writer_bool(w, 1);
-        return 0;
-    case JSON_FALSE:
-        vd_writer_bool(w, 0);
-        return 0;
-    case JSON_NULL:
-        vd_writer_nil(w);
-        return 0;
-    }
-    return -1;
-}
-
-static const char *json_type_name(const json_t *j)
-{
-    switch (json_typeof(j)) {
-    case JSON_OBJECT:
-        return "object";
-    case JSON_ARRAY:
+    switch (kind) {
+    case '[':
         return "array";
-    case JSON_STRING:
+    case '"':
         return "string";
-    case JSON_INTEGER:
-        return "integer";
-    case JSON_REAL:
-        return "float";
-    case JSON_TRUE:
-    case JSON_FALSE:
+    case '0':
+        return "number";
+    case 't':
+    case 'f':
         return "boolean";
-    case JSON_NULL:
+    case 'n':
         return "null";
+    default:
+        return "object";
     }
-    return "unknown";
 }
 
-/* Parses a JSON body; *out is the top-level object (caller json_decref's). */
-static vd_err json_parse(const void *body, size_t len, json_t **out, vd_error *err)
+/* Scans a JSON body that must be an object (vd_json_scan's contract). */
+static vd_err json_scan_object(vd_json *j, const void *body, size_t len, const char *const *keys,
+                               vd_json_field *fields, size_t n_keys, int with_counts, vd_error *err)
 {
     if (len == 0) return vd_error_set(err, VD_ERR_DECODE, "body: empty");
-    /* Raw NUL bytes are never valid JSON text; refusing them up front means
-     * no parser can stop early at one and accept a prefix. */
-    if (memchr(body, '\0', len))
-        return vd_error_set(err, VD_ERR_DECODE, "body: invalid JSON (contains a NUL byte)");
-    json_error_t je;
-    json_t *j = json_loadb(body, len, JSON_DECODE_ANY, &je);
-    if (!j)
-        return vd_error_set(err, VD_ERR_DECODE, "body: invalid JSON at line %d column %d: %s",
-                            je.line, je.column, je.text);
-    if (!json_is_object(j)) {
-        vd_err rc = vd_error_set(err, VD_ERR_DECODE, "body: expected a JSON object, got %s",
-                                 json_type_name(j));
-        json_decref(j);
-        return rc;
+    vd_err rc = vd_json_scan(j, body, len, keys, fields, n_keys, with_counts, err);
+    if (rc) return rc;
+    if (j->kind != '{') {
+        vd_json_release(j);
+        return vd_error_set(err, VD_ERR_DECODE, "body: expected a JSON object, got %s",
+                            json_kind_name(j->kind));
     }
-    *out = j;
     return VD_OK;
 }
 
-static vd_err json_to_msgpack(const void *body, size_t len, uint8_t **mp, size_t *mp_len,
-                              vd_error *err)
+/* The msgpack of one top-level field, malloc'd; NULL when out of memory. */
+static uint8_t *json_field(const vd_json *j, const vd_json_field *f)
 {
-    json_t *j;
-    vd_err rc = json_parse(body, len, &j, err);
+    uint8_t *mp = malloc(f->mp_len ? f->mp_len : 1);
+    if (mp && vd_json_write(j, f, mp, NULL)) {
+        free(mp);
+        return NULL;
+    }
+    return mp;
+}
+
+/*
+ * The early refusal (see the design note). Returns 1 with *rc set when the
+ * request is refused from the scan alone, 0 when it must be converted.
+ */
+static int json_refuse_early(const vd_json *j, const vd_json_field *f, const vd_limits *lim,
+                             vd_err *rc, vd_error *err)
+{
+    const vd_json_field *op_f = &f[F_OP];
+    if (!op_f->found || op_f->kind != '"' || op_f->mp_len > 16) return 0;
+    uint8_t op_mp[16];
+    vd_mp_reader r;
+    vd_mp_value v;
+    vd_op op;
+    if (vd_json_write(j, op_f, op_mp, NULL)) return 0;
+    vd_mp_reader_init(&r, op_mp, op_f->mp_len);
+    if (vd_mp_read(&r, &v) || v.type != VD_MP_STR || vd_op_parse((const char *)v.data, v.len, &op))
+        return 0;
+    int which = op == VD_OP_ADD ? F_ITEMS : op == VD_OP_DELETE ? F_IDS : F_VECTOR;
+    uint32_t limit = op == VD_OP_SEARCH ? lim->max_dimension : lim->max_batch;
+    if ((op != VD_OP_ADD && op != VD_OP_DELETE && op != VD_OP_SEARCH) || !f[which].found ||
+        f[which].kind != '[' || f[which].count <= limit)
+        return 0;
+
+    span s[F__COUNT] = {{0}};
+    uint8_t *index_mp = NULL;
+    if (f[F_INDEX].found && !(index_mp = json_field(j, &f[F_INDEX]))) return 0;
+    if (index_mp) s[F_INDEX] = (span){index_mp, f[F_INDEX].mp_len};
+    s[F_OP] = (span){op_mp, op_f->mp_len};
+    uint32_t n = f[which].count;
+    const uint8_t header[5] = {0xdd, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8),
+                               (uint8_t)n};
+    s[which] = (span){header, sizeof header};
+    vd_request *q = NULL;
+    vd_error e = {0};
+    *rc = decode_fields(s, lim, &q, &e);
+    free(index_mp);
+    if (*rc == VD_OK || *rc == VD_ERR_NOMEM) {
+        vd_request_free(q); /* not expected: let the whole body decide */
+        return 0;
+    }
+    if (err) *err = e;
+    return 1;
+}
+
+static vd_err decode_json(const void *body, size_t len, const vd_limits *lim, vd_request **out,
+                          vd_error *err)
+{
+    vd_json j;
+    vd_json_field f[F__COUNT];
+    vd_err rc = json_scan_object(&j, body, len, field_names, f, F__COUNT, 1, err);
     if (rc) return rc;
-    vd_writer *w;
-    if (vd_writer_new(&w, VD_CT_MSGPACK)) {
-        json_decref(j);
-        return vd_error_set(err, VD_ERR_NOMEM, "request: out of memory");
+    if (json_refuse_early(&j, f, lim, &rc, err)) {
+        vd_json_release(&j);
+        return rc;
     }
-    if (json_to_writer(w, j, 0)) {
-        rc = vd_error_set(err, VD_ERR_LIMIT, "body: JSON nested deeper than %d levels",
-                          JSON_MAX_DEPTH);
-    } else {
-        rc = vd_writer_take(w, mp, mp_len, err);
-    }
-    vd_writer_free(w);
-    json_decref(j);
+    uint8_t *mp = malloc(j.mp_len);
+    if (!mp)
+        rc = vd_error_set(err, VD_ERR_NOMEM, "request: out of memory");
+    else
+        rc = vd_json_write(&j, NULL, mp, err);
+    vd_json_release(&j); /* the counts go before the request is built */
+    if (!rc) rc = decode_msgpack(mp, j.mp_len, lim, out, err);
+    free(mp);
     return rc;
 }
 
@@ -806,13 +813,7 @@ vd_err vd_request_decode(const void *body, size_t len, vd_content_type ct, const
     }
     if (!body) len = 0;
     if (ct != VD_CT_JSON) return decode_msgpack(body, len, limits, out, err);
-    uint8_t *mp;
-    size_t mp_len;
-    vd_err rc = json_to_msgpack(body, len, &mp, &mp_len, err);
-    if (rc) return rc;
-    rc = decode_msgpack(mp, mp_len, limits, out, err);
-    free(mp);
-    return rc;
+    return decode_json(body, len, limits, out, err);
 }
 
 void vd_request_free(vd_request *r)
@@ -873,13 +874,22 @@ vd_err vd_request_peek(const void *body, size_t len, vd_content_type ct, char *i
     if (op_cap) op_out[0] = '\0';
     if (!body || len == 0) return VD_ERR_DECODE;
     if (ct != VD_CT_JSON) return peek_msgpack(body, len, index_out, index_cap, op_out, op_cap);
-    json_t *j;
-    if (json_parse(body, len, &j, NULL)) return VD_ERR_DECODE;
-    json_t *op = json_object_get(j, "op"), *index = json_object_get(j, "index");
-    if (json_is_string(op))
-        peek_copy(op_out, op_cap, json_string_value(op), json_string_length(op));
-    if (json_is_string(index))
-        peek_copy(index_out, index_cap, json_string_value(index), json_string_length(index));
-    json_decref(j);
+    static const char *const keys[] = {"op", "index"};
+    vd_json_field f[2];
+    vd_json j;
+    if (json_scan_object(&j, body, len, keys, f, 2, 0, NULL)) return VD_ERR_DECODE;
+    char *outs[2] = {op_out, index_out};
+    size_t caps[2] = {op_cap, index_cap};
+    for (int i = 0; i < 2; i++) {
+        if (!f[i].found || f[i].kind != '"' || !caps[i]) continue;
+        uint8_t *mp = json_field(&j, &f[i]);
+        vd_mp_reader r;
+        vd_mp_value v;
+        if (mp) vd_mp_reader_init(&r, mp, f[i].mp_len);
+        if (mp && !vd_mp_read(&r, &v) && v.type == VD_MP_STR)
+            peek_copy(outs[i], caps[i], (const char *)v.data, v.len);
+        free(mp);
+    }
+    vd_json_release(&j);
     return VD_OK;
 }

@@ -14,9 +14,10 @@
  * against its dimension, NaN/Inf, zero norm under cosine - is checked by
  * vd_index_check_items() / vd_index_search(), with the same error codes.
  *
- * Decoding JSON: the body is parsed with jansson and converted to msgpack,
- * then decoded by the one msgpack path, so both formats give the same
- * errors and item metadata is always stored as msgpack bytes.
+ * Decoding JSON: the body is converted to msgpack without a document tree
+ * (json.h), then decoded by the one msgpack path, so both formats give the
+ * same errors and item metadata is always stored as msgpack bytes. Memory
+ * for a JSON body is its msgpack encoding plus 4 bytes per array or object.
  */
 #ifndef VD_CODEC_CODEC_H
 #define VD_CODEC_CODEC_H
@@ -116,7 +117,8 @@ typedef struct vd_request {
  *   VD_ERR_UNKNOWN_DISTANCE distance
  *   VD_ERR_INVALID_VECTOR   empty or non-UTF-8 id, component overflowing
  *                           float32, more components than max_dimension
- *   VD_ERR_LIMIT            batch size, id length, metadata size or depth
+ *   VD_ERR_LIMIT            batch size, id length, metadata size or depth,
+ *                           JSON nesting (VD_JSON_MAX_DEPTH)
  *   VD_ERR_NOMEM
  */
 vd_err vd_request_decode(const void *body, size_t len, vd_content_type ct, const vd_limits *limits,
