@@ -540,7 +540,17 @@ static void check_peek(const uint8_t *body, size_t len, vd_content_type ct, vd_e
         return;
     }
     if (rc == VD_ERR_DECODE) return; /* peek may still find fields before a malformed part */
+    /* The JSON tokenizer stops at its depth limit before the end of the
+     * text: the body may be malformed further on, and peek, which scans
+     * with the same tokenizer, stops there too. */
+    if (ct == VD_CT_JSON && rc == VD_ERR_LIMIT && strstr(err->msg, "body: JSON nested deeper")) {
+        CHECK(prc == VD_ERR_DECODE);
+        return;
+    }
     /* Past the whole-body checks, so the body is a well-formed map. */
+    if (prc != VD_OK)
+        fprintf(stderr, "fuzz_request: decode said %s \"%s\", peek found the body malformed\n",
+                vd_err_code(rc), err->msg);
     CHECK(prc == VD_OK);
     /* The decoder found no usable op: peek must not claim one. */
     if (strncmp(err->msg, "op: missing", 11) == 0 || strncmp(err->msg, "op: expected", 12) == 0) {
