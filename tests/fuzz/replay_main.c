@@ -96,7 +96,7 @@ int main(int argc, char **argv)
             if (!(names[n++] = strdup(e->d_name))) return 1;
         }
         closedir(d);
-        qsort(names, n, sizeof *names, by_name);
+        if (n) qsort(names, n, sizeof *names, by_name);
         for (size_t j = 0; j < n; j++) {
             size_t plen = strlen(argv[i]) + strlen(names[j]) + 2;
             char *path = malloc(plen);
