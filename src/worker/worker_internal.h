@@ -53,6 +53,8 @@ struct vd_search_job;
 typedef struct vd_entry {
     char *name;
     vd_index *ix;
+    uint64_t uid;        /* this incarnation of the name (a drop and a create
+                            again make another) */
     int64_t complete;    /* from the checkpoint: commands at or below are in it */
     int64_t file_offset; /* offset in the envelope of its newest durable file;
                             written under the partition's wrlock (info reads it) */
@@ -83,6 +85,12 @@ typedef struct vd_partition {
     vd_entry *e;
     size_t n, cap;
 
+    /* Held by the poll thread while it applies a command of the
+     * partition, and by the store thread while it serialises one of its
+     * indexes: a file's bytes and its offset (e->last) belong together.
+     * The poll thread only ever try-locks it (checkpoint.c). */
+    pthread_mutex_t apply_mu;
+
     /* Written by the poll thread under mu, which it alone may skip to
      * read them; others read under mu. cond is broadcast on every change,
      * for searches waiting for readiness or an offset. */
@@ -97,10 +105,17 @@ typedef struct vd_partition {
     /* The poll thread's alone. */
     size_t pending;  /* commands applied since the last durable checkpoint
                         (/metrics reads it under mu, unguarded: issue 9) */
-    char **dropped;  /* names whose files go after the next manifest */
-    size_t ndropped; /* (changed under the wrlock too) */
-    char **legacy;   /* keys of migrated files, deleted after the next manifest */
+    char **legacy;   /* keys of the layouts before this one (migrated files,
+                        the old manifest), deleted after the next manifest */
     size_t nlegacy;
+    uint64_t uids;   /* the last vd_entry.uid given */
+    int rebased;     /* embedded mode: loaded another cluster's offsets, and
+                        no manifest written since */
+    /* Commands that arrived while the store thread held apply_mu: applied
+     * in order once it is free, the partition paused meanwhile
+     * (checkpoint.c). */
+    rd_kafka_message_t **held;
+    size_t nheld, capheld;
     int64_t quiet_until;        /* offsets at or below already had their acks/DLQ records */
     int64_t ready_at;           /* high watermark seen at assignment */
     int64_t manifest_offset;    /* the loaded manifest's offset */
