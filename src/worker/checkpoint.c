@@ -394,12 +394,12 @@ static vd_err ck_finish(vd_worker *w, vd_partition *p, vd_error *err)
 
 void vd_checkpoint_discard(vd_worker *w, vd_partition *p)
 {
-    /* Commands held while the job serialised: never applied, never
+    /* Commands parked while the job serialised: never applied, never
      * committed; the next owner consumes them again. */
-    for (size_t i = 0; i < p->nheld; i++) rd_kafka_message_destroy(p->held[i]);
-    free(p->held);
-    p->held = NULL;
-    p->nheld = p->capheld = 0;
+    for (size_t i = 0; i < p->nparked; i++) rd_kafka_message_destroy(p->parked[i]);
+    free(p->parked);
+    p->parked = NULL;
+    p->nparked = p->capparked = 0;
     if (!p->ck) return;
     if (!p->ck->held) vd_taskq_done(w->store_q, &p->ck->t, 1);
     ckjob_free(&p->ck->t);

@@ -421,17 +421,17 @@ static void consumer_error(vd_worker *w, rd_kafka_message_t *m)
  * one pauses p, so nothing more of it is fetched meanwhile (a resume
  * fetches from after the last record returned). Returns 0 when out of
  * memory. */
-static int hold_record(vd_worker *w, vd_partition *p, rd_kafka_message_t *m)
+static int park_record(vd_worker *w, vd_partition *p, rd_kafka_message_t *m)
 {
-    if (p->nheld == p->capheld) {
-        size_t cap = p->capheld ? 2 * p->capheld : 4;
-        rd_kafka_message_t **h = realloc(p->held, cap * sizeof *h);
+    if (p->nparked == p->capparked) {
+        size_t cap = p->capparked ? 2 * p->capparked : 4;
+        rd_kafka_message_t **h = realloc(p->parked, cap * sizeof *h);
         if (!h) return 0;
-        p->held = h;
-        p->capheld = cap;
+        p->parked = h;
+        p->capparked = cap;
     }
-    if (!p->nheld) vd_load_pause(w, p->id, 1);
-    p->held[p->nheld++] = m;
+    if (!p->nparked) vd_load_pause(w, p->id, 1);
+    p->parked[p->nparked++] = m;
     return 1;
 }
 
@@ -446,8 +446,8 @@ static void handle_message(vd_worker *w, rd_kafka_message_t *m)
         vd_partition *p = &w->parts[m->partition];
         /* The store thread is serialising one of p's indexes: m waits
          * (and p is paused), so the poll thread never blocks on it. */
-        if (p->nheld || pthread_mutex_trylock(&p->apply_mu) != 0) {
-            if (hold_record(w, p, m)) return;
+        if (p->nparked || pthread_mutex_trylock(&p->apply_mu) != 0) {
+            if (park_record(w, p, m)) return;
             pthread_mutex_lock(&p->apply_mu); /* out of memory: wait instead */
         }
         if ((p->state == VD_PART_REPLAYING || p->state == VD_PART_READY) &&
@@ -460,20 +460,20 @@ static void handle_message(vd_worker *w, rd_kafka_message_t *m)
     rd_kafka_message_destroy(m);
 }
 
-/* Applies the commands held for partitions whose apply_mu is free again,
- * in order, and resumes them. Returns 1 while any stay held. */
-static int release_held(vd_worker *w)
+/* Applies the commands parked for partitions whose apply_mu is free again,
+ * in order, and resumes them. Returns 1 while any stay parked. */
+static int release_parked(vd_worker *w)
 {
     int busy = 0;
     for (int32_t i = 0; i < w->nparts; i++) {
         vd_partition *p = &w->parts[i];
-        if (!p->nheld) continue;
+        if (!p->nparked) continue;
         if (pthread_mutex_trylock(&p->apply_mu) != 0) {
             busy = 1;
             continue;
         }
-        for (size_t k = 0; k < p->nheld; k++) {
-            rd_kafka_message_t *m = p->held[k];
+        for (size_t k = 0; k < p->nparked; k++) {
+            rd_kafka_message_t *m = p->parked[k];
             if ((p->state == VD_PART_REPLAYING || p->state == VD_PART_READY) &&
                 m->offset > p->applied) {
                 apply_record(w, p, m);
@@ -481,7 +481,7 @@ static int release_held(vd_worker *w)
             }
             rd_kafka_message_destroy(m);
         }
-        p->nheld = 0;
+        p->nparked = 0;
         pthread_mutex_unlock(&p->apply_mu);
         vd_load_pause(w, p->id, 0);
     }
@@ -496,13 +496,13 @@ vd_err vd_worker_run(vd_worker *w, volatile sig_atomic_t *stop, vd_error *err)
          * moved to its start without waiting out a quiet poll. */
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, loading ? 10 : 100);
         if (m) handle_message(w, m);
-        int held = release_held(w);
+        int parked = release_parked(w);
         rd_kafka_poll(w->producer, 0);
         vd_outbox_poll(&w->out);
         vd_search_poll(w);
         vd_checkpoint_policy(w);
         vd_status_directory_tick(w, 0);
-        loading = vd_load_poll(w) | held;
+        loading = vd_load_poll(w) | parked;
     }
     VD_WLOG(w, VD_LOG_INFO, "stopping", VD_LS("worker", w->worker_id));
     /* Finish in-flight searches, then checkpoint and commit everything. */

@@ -111,11 +111,11 @@ typedef struct vd_partition {
     uint64_t uids;   /* the last vd_entry.uid given */
     int rebased;     /* embedded mode: loaded another cluster's offsets, and
                         no manifest written since */
-    /* Commands that arrived while the store thread held apply_mu: applied
-     * in order once it is free, the partition paused meanwhile
-     * (checkpoint.c). */
-    rd_kafka_message_t **held;
-    size_t nheld, capheld;
+    /* Commands parked because they arrived while the store thread held
+     * apply_mu: applied in order once it is free, the partition paused
+     * meanwhile (worker.c). */
+    rd_kafka_message_t **parked;
+    size_t nparked, capparked;
     int64_t quiet_until;        /* offsets at or below already had their acks/DLQ records */
     int64_t ready_at;           /* high watermark seen at assignment */
     int64_t manifest_offset;    /* the loaded manifest's offset */
