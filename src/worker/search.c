@@ -24,9 +24,7 @@ typedef struct vd_search_job {
 static const double wait_bounds[VD_SEARCH_WAIT_BUCKETS] = {0.001, 0.005, 0.01, 0.05, 0.1,
                                                            0.5,   1,     5,    30};
 
-/* Search or info m for partition p, once p is ready: the reply built in
- * wr. Returns the builder's or the index's error (err says why). */
-static vd_err answer(vd_partition *p, const vd_request *req, vd_writer *wr, vd_error *err)
+vd_err vd_search_answer(vd_partition *p, const vd_request *req, vd_writer *wr, vd_error *err)
 {
     pthread_rwlock_rdlock(&p->lock);
     vd_entry *e = vd_partition_find(p, req->index, req->index_len);
@@ -128,7 +126,7 @@ static void handle_search(vd_worker *w, rd_kafka_message_t *m, double ready_dead
         rc = vd_error_set(&err, VD_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = answer(p, req, wr, &err))) {
+    if ((rc = vd_search_answer(p, req, wr, &err))) {
         vd_writer_free(wr);
         goto fail;
     }
