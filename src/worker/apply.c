@@ -50,7 +50,7 @@ static int same_params(const vd_index_params *a, const vd_index_params *b)
 static void mark_applied(vd_partition *p, vd_entry *e, int64_t offset)
 {
     if (e) {
-        e->last = offset;
+        atomic_store_explicit(&e->last, offset, memory_order_relaxed);
         e->dirty = 1;
     }
     p->pending++;

@@ -88,9 +88,11 @@ static vd_err ck_serialise(vd_worker *w, ckjob *j, ckfile *f, uint8_t **buf, siz
         rc = vd_error_set(&j->err, VD_ERR_UNAVAILABLE,
                           "index \"%.100s\" was dropped during the checkpoint", f->name);
     } else {
-        vd_lhv1_kafka k = {.partition = p->id, .offset = e->last};
+        /* apply_mu orders it: relaxed. */
+        int64_t last = atomic_load_explicit(&e->last, memory_order_relaxed);
+        vd_lhv1_kafka k = {.partition = p->id, .offset = last};
         snprintf(k.topic, sizeof k.topic, "%s", w->t_cmd);
-        f->offset = e->last;
+        f->offset = last;
         rc = vd_lhv1_write_buf_pos(e->ix, &k, buf, len, &j->err);
     }
     pthread_rwlock_unlock(&p->lock);
@@ -171,8 +173,9 @@ static void ck_write(void *ctx, vd_task *t)
         uint8_t *buf = NULL;
         size_t len = 0;
         rc = ck_serialise(w, j, f, &buf, &len);
-        char *key = rc ? NULL : vd_store_checkpoint_key(w->t_cmd, j->p->id, f->name,
-                                                         strlen(f->name), f->offset);
+        char *key =
+            rc ? NULL
+               : vd_store_checkpoint_key(w->t_cmd, j->p->id, f->name, strlen(f->name), f->offset);
         if (!rc && !key) rc = vd_error_set(&j->err, VD_ERR_NOMEM, "checkpoint: out of memory");
         if (!rc) rc = vd_store_put(w->store, key, buf, len, &j->err);
         free(key);
@@ -366,10 +369,11 @@ static vd_err ck_finish(vd_worker *w, vd_partition *p, vd_error *err)
         vd_entry *e = vd_partition_find(p, j->files[i].name, strlen(j->files[i].name));
         if (!e || e->uid != j->files[i].uid) continue; /* dropped meanwhile */
         e->file_offset = j->files[i].offset;
-        e->dirty = e->last != j->files[i].offset;
+        e->dirty = atomic_load_explicit(&e->last, memory_order_relaxed) != j->files[i].offset;
     }
     vd_err rc = j->rc;
-    if (rc) ck_give_back(p, j);
+    if (rc)
+        ck_give_back(p, j);
     else if (j->rebased)
         p->rebased = 0;
     pthread_rwlock_unlock(&p->lock);

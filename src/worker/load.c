@@ -333,7 +333,8 @@ static void ld_install(vd_partition *p, ldjob *j)
             break;
         }
         li->ix = NULL; /* the registry's now */
-        e->complete = e->last = li->complete;
+        e->complete = li->complete;
+        atomic_store_explicit(&e->last, li->complete, memory_order_relaxed);
         e->file_offset = li->file_offset;
         /* Rewritten at the next checkpoint: against this cluster's offsets
          * (rebase), or under its new key (migrated; the old key is deleted

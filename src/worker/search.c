@@ -42,7 +42,8 @@ vd_err vd_search_answer(vd_partition *p, const vd_request *req, vd_writer *wr, v
                               .params = *vd_index_params_get(e->ix),
                               .length = st.live,
                               .deleted = st.deleted,
-                              .applied_offset = e->last,
+                              .applied_offset =
+                                  atomic_load_explicit(&e->last, memory_order_relaxed),
                               .checkpointed_offset = e->file_offset};
         rc = vd_reply_info(wr, &info);
     } else {

@@ -328,7 +328,7 @@ static void snapshot_indexes(vd_worker *w, vd_dir_snapshot *s, size_t nidx)
             x->params = *vd_index_params_get(e->ix);
             x->length = st.live;
             x->deleted = st.deleted;
-            x->applied_offset = e->last;
+            x->applied_offset = atomic_load_explicit(&e->last, memory_order_relaxed);
             x->checkpointed_offset = e->file_offset;
             s->n++;
         }

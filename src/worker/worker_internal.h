@@ -53,14 +53,18 @@ struct vd_search_job;
 typedef struct vd_entry {
     char *name;
     vd_index *ix;
-    uint64_t uid;        /* this incarnation of the name (a drop and a create
-                            again make another) */
-    int64_t complete;    /* from the checkpoint: commands at or below are in it */
-    int64_t file_offset; /* offset in the envelope of its newest durable file;
-                            written under the partition's wrlock (info reads it) */
-    int64_t last;        /* last command applied to it; written without the lock,
-                            read by info under the rdlock (a race: issue 9) */
-    int dirty;           /* applied commands not yet in a durable file */
+    uint64_t uid;         /* this incarnation of the name (a drop and a create
+                             again make another) */
+    int64_t complete;     /* from the checkpoint: commands at or below are in it */
+    int64_t file_offset;  /* offset in the envelope of its newest durable file;
+                             written under the partition's wrlock (info reads it) */
+    _Atomic int64_t last; /* last command applied to it: stored by the poll thread
+                             as each command is applied, under apply_mu but not
+                             the wrlock, which info holds only as a reader;
+                             relaxed both ways, a value shown, it publishes
+                             nothing (the index has its own lock; the store
+                             thread reads it under apply_mu) */
+    int dirty;            /* applied commands not yet in a durable file */
 } vd_entry;
 
 /* A partition's life: assigned -> loading -> replaying -> ready, back to
@@ -103,14 +107,14 @@ typedef struct vd_partition {
     char refused_why[512];
 
     /* The poll thread's alone. */
-    size_t pending;  /* commands applied since the last durable checkpoint
-                        (/metrics reads it under mu, unguarded: issue 9) */
-    char **legacy;   /* keys of the layouts before this one (migrated files,
-                        the old manifest), deleted after the next manifest */
+    size_t pending; /* commands applied since the last durable checkpoint
+                       (/metrics reads it under mu, unguarded: issue 9) */
+    char **legacy;  /* keys of the layouts before this one (migrated files,
+                       the old manifest), deleted after the next manifest */
     size_t nlegacy;
-    uint64_t uids;   /* the last vd_entry.uid given */
-    int rebased;     /* embedded mode: loaded another cluster's offsets, and
-                        no manifest written since */
+    uint64_t uids; /* the last vd_entry.uid given */
+    int rebased;   /* embedded mode: loaded another cluster's offsets, and
+                      no manifest written since */
     /* Commands parked because they arrived while the store thread held
      * apply_mu: applied in order once it is free, the partition paused
      * meanwhile (worker.c). */
