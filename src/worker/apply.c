@@ -53,7 +53,7 @@ static void mark_applied(vd_partition *p, vd_entry *e, int64_t offset)
         atomic_store_explicit(&e->last, offset, memory_order_relaxed);
         e->dirty = 1;
     }
-    p->pending++;
+    atomic_fetch_add_explicit(&p->pending, 1, memory_order_relaxed);
 }
 
 /* create: a new index, or the existing one when if_not_exists and the

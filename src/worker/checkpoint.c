@@ -173,9 +173,8 @@ static void ck_write(void *ctx, vd_task *t)
         uint8_t *buf = NULL;
         size_t len = 0;
         rc = ck_serialise(w, j, f, &buf, &len);
-        char *key =
-            rc ? NULL
-               : vd_store_checkpoint_key(w->t_cmd, j->p->id, f->name, strlen(f->name), f->offset);
+        char *key = rc ? NULL : vd_store_checkpoint_key(w->t_cmd, j->p->id, f->name,
+                                                         strlen(f->name), f->offset);
         if (!rc && !key) rc = vd_error_set(&j->err, VD_ERR_NOMEM, "checkpoint: out of memory");
         if (!rc) rc = vd_store_put(w->store, key, buf, len, &j->err);
         free(key);
@@ -220,7 +219,8 @@ static ckjob *ck_snapshot(vd_worker *w, vd_partition *p, const char *why, vd_err
     /* Only a partition that is applying has anything to write: a loading
      * or refused one must leave its manifest and offsets alone. */
     if (w->fenced || (p->state != VD_PART_REPLAYING && p->state != VD_PART_READY)) return NULL;
-    if (p->applied < 0 || (p->pending == 0 && p->committed == p->applied + 1)) return NULL;
+    size_t pending = atomic_load_explicit(&p->pending, memory_order_relaxed);
+    if (p->applied < 0 || (pending == 0 && p->committed == p->applied + 1)) return NULL;
     if (rd_kafka_assignment_lost(w->consumer)) {
         w->fenced = 1;
         *rc = vd_error_set(err, VD_ERR_UNAVAILABLE, "assignment lost: not writing");
@@ -237,7 +237,7 @@ static ckjob *ck_snapshot(vd_worker *w, vd_partition *p, const char *why, vd_err
     j->why = why;
     j->t0 = vd_mono_s();
     j->applied = p->applied;
-    j->pending = p->pending;
+    j->pending = pending;
     j->rebased = p->rebased;
     vd_manifest *mf = &j->mf;
     vd_manifest_init(mf, w->t_cmd, p->id);
@@ -372,8 +372,7 @@ static vd_err ck_finish(vd_worker *w, vd_partition *p, vd_error *err)
         e->dirty = atomic_load_explicit(&e->last, memory_order_relaxed) != j->files[i].offset;
     }
     vd_err rc = j->rc;
-    if (rc)
-        ck_give_back(p, j);
+    if (rc) ck_give_back(p, j);
     else if (j->rebased)
         p->rebased = 0;
     pthread_rwlock_unlock(&p->lock);
@@ -384,7 +383,11 @@ static vd_err ck_finish(vd_worker *w, vd_partition *p, vd_error *err)
         rc = vd_error_set(err, VD_ERR_UNAVAILABLE, "fenced: not committing");
     } else if (!(rc = ck_commit(w, p, j, err))) {
         w->n_checkpoints++;
-        p->pending -= j->pending < p->pending ? j->pending : p->pending;
+        /* Only the poll thread writes it: no update is lost between the
+         * load and the store. */
+        size_t pending = atomic_load_explicit(&p->pending, memory_order_relaxed);
+        atomic_store_explicit(&p->pending, pending - (j->pending < pending ? j->pending : pending),
+                              memory_order_relaxed);
         p->backoff = 0;
         p->last_checkpoint = vd_mono_s();
         VD_WLOG(w, VD_LOG_INFO, "checkpoint", VD_LI("partition", p->id), VD_LS("why", j->why),
@@ -447,10 +450,11 @@ void vd_checkpoint_policy(vd_worker *w)
             }
             continue;
         }
-        if ((p->state != VD_PART_REPLAYING && p->state != VD_PART_READY) || p->pending == 0 ||
+        size_t pending = atomic_load_explicit(&p->pending, memory_order_relaxed);
+        if ((p->state != VD_PART_REPLAYING && p->state != VD_PART_READY) || pending == 0 ||
             t < p->retry_at)
             continue;
-        const char *why = p->pending >= max_pending            ? "pending"
+        const char *why = pending >= max_pending               ? "pending"
                           : t - p->last_checkpoint >= interval ? "interval"
                                                                : NULL;
         if (!why) continue;

@@ -327,7 +327,7 @@ static void ld_install(vd_partition *p, ldjob *j)
         vd_entry *e = vd_partition_add(p, li->name, strlen(li->name), li->ix);
         if (!e) {
             while (p->n) vd_partition_remove(p, &p->e[p->n - 1]);
-            p->pending = 0;
+            atomic_store_explicit(&p->pending, 0, memory_order_relaxed);
             j->result = VD_LOAD_AGAIN;
             vd_error_set(&j->err, VD_ERR_NOMEM, "loading checkpoints: out of memory");
             break;
@@ -341,7 +341,7 @@ static void ld_install(vd_partition *p, ldjob *j)
          * after that checkpoint's manifest). */
         int rewrite = j->rebase || li->legacy_key;
         e->dirty = rewrite;
-        p->pending += (size_t)rewrite;
+        atomic_fetch_add_explicit(&p->pending, (size_t)rewrite, memory_order_relaxed);
         char **l = li->legacy_key ? realloc(p->legacy, (p->nlegacy + 1) * sizeof *l) : NULL;
         if (l) {
             p->legacy = l;
@@ -356,7 +356,8 @@ static void ld_install(vd_partition *p, ldjob *j)
         p->legacy = l;
         p->legacy[p->nlegacy++] = j->legacy_manifest;
         j->legacy_manifest = NULL;
-        p->pending++; /* a manifest at the new key soon, even with nothing to apply */
+        /* A manifest at the new key soon, even with nothing to apply. */
+        atomic_fetch_add_explicit(&p->pending, 1, memory_order_relaxed);
     }
     pthread_rwlock_unlock(&p->lock);
 }

@@ -80,7 +80,7 @@ void vd_partition_reset(vd_partition *p)
     p->state = VD_PART_UNASSIGNED;
     p->applied = p->quiet_until = p->ready_at = p->manifest_offset = -1;
     p->committed = -1;
-    p->pending = 0;
+    atomic_store_explicit(&p->pending, 0, memory_order_relaxed);
     p->backoff = 0;
     p->retry_at = 0;
     p->load_again = p->seek_pending = p->rebased = 0;

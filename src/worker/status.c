@@ -130,7 +130,7 @@ static void partition_gauges(vd_worker *w, FILE *out)
         pthread_mutex_lock(&p->mu);
         vd_part_state state = p->state;
         int64_t applied = p->applied;
-        size_t pending = p->pending;
+        size_t pending = atomic_load_explicit(&p->pending, memory_order_relaxed);
         int64_t committed = p->committed;
         pthread_mutex_unlock(&p->mu);
         if (state == VD_PART_UNASSIGNED) continue;

@@ -106,9 +106,11 @@ typedef struct vd_partition {
     int64_t committed; /* last offset committed + 1 */
     char refused_why[512];
 
+    /* Written by the poll thread alone, read by /metrics too: relaxed, a
+     * count shown, it publishes nothing; mu is not needed for it. */
+    atomic_size_t pending; /* commands applied since the last durable checkpoint */
+
     /* The poll thread's alone. */
-    size_t pending; /* commands applied since the last durable checkpoint
-                       (/metrics reads it under mu, unguarded: issue 9) */
     char **legacy;  /* keys of the layouts before this one (migrated files,
                        the old manifest), deleted after the next manifest */
     size_t nlegacy;
