@@ -220,7 +220,8 @@ static ckjob *ck_snapshot(vd_worker *w, vd_partition *p, const char *why, vd_err
      * or refused one must leave its manifest and offsets alone. */
     if (w->fenced || (p->state != VD_PART_REPLAYING && p->state != VD_PART_READY)) return NULL;
     size_t pending = atomic_load_explicit(&p->pending, memory_order_relaxed);
-    if (p->applied < 0 || (pending == 0 && p->committed == p->applied + 1)) return NULL;
+    int64_t applied = vd_partition_applied(p);
+    if (applied < 0 || (pending == 0 && p->committed == applied + 1)) return NULL;
     if (rd_kafka_assignment_lost(w->consumer)) {
         w->fenced = 1;
         *rc = vd_error_set(err, VD_ERR_UNAVAILABLE, "assignment lost: not writing");
@@ -236,12 +237,12 @@ static ckjob *ck_snapshot(vd_worker *w, vd_partition *p, const char *why, vd_err
     j->p = p;
     j->why = why;
     j->t0 = vd_mono_s();
-    j->applied = p->applied;
+    j->applied = applied;
     j->pending = pending;
     j->rebased = p->rebased;
     vd_manifest *mf = &j->mf;
     vd_manifest_init(mf, w->t_cmd, p->id);
-    mf->offset = p->applied;
+    mf->offset = applied;
     snprintf(mf->worker, sizeof mf->worker, "%s", w->worker_id);
     snprintf(mf->cluster_id, sizeof mf->cluster_id, "%s", w->cluster_id);
     pthread_rwlock_rdlock(&p->lock);
@@ -254,7 +255,7 @@ static ckjob *ck_snapshot(vd_worker *w, vd_partition *p, const char *why, vd_err
             f->uid = e->uid;
             if (!(f->name = strdup(e->name))) *rc = VD_ERR_NOMEM;
         } else {
-            *rc = vd_manifest_set(mf, e->name, fo, p->applied > fo ? p->applied : fo, err);
+            *rc = vd_manifest_set(mf, e->name, fo, applied > fo ? applied : fo, err);
         }
     }
     pthread_rwlock_unlock(&p->lock);

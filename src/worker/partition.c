@@ -78,7 +78,8 @@ void vd_partition_reset(vd_partition *p)
     pthread_rwlock_unlock(&p->lock);
     pthread_mutex_lock(&p->mu);
     p->state = VD_PART_UNASSIGNED;
-    p->applied = p->quiet_until = p->ready_at = p->manifest_offset = -1;
+    atomic_store_explicit(&p->applied, -1, memory_order_release);
+    p->quiet_until = p->ready_at = p->manifest_offset = -1;
     p->committed = -1;
     atomic_store_explicit(&p->pending, 0, memory_order_relaxed);
     p->backoff = 0;
@@ -100,8 +101,9 @@ void vd_partition_set_state(vd_partition *p, vd_part_state state)
 void vd_partition_advance(vd_partition *p, int64_t offset)
 {
     pthread_mutex_lock(&p->mu);
-    p->applied = offset;
-    if (p->state == VD_PART_REPLAYING && p->applied + 1 >= p->ready_at) p->state = VD_PART_READY;
+    /* Release: the command's change to its index comes before (search.c). */
+    atomic_store_explicit(&p->applied, offset, memory_order_release);
+    if (p->state == VD_PART_REPLAYING && offset + 1 >= p->ready_at) p->state = VD_PART_READY;
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->mu);
 }
@@ -110,7 +112,7 @@ void vd_partition_activate(vd_partition *p, int64_t start, int64_t hi)
 {
     pthread_mutex_lock(&p->mu);
     p->ready_at = hi;
-    p->applied = start - 1;
+    atomic_store_explicit(&p->applied, start - 1, memory_order_release);
     p->committed = p->assigned_committed;
     p->last_checkpoint = vd_mono_s();
     p->state = start >= hi ? VD_PART_READY : VD_PART_REPLAYING;
@@ -131,7 +133,7 @@ int vd_partition_wait(vd_partition *p, int64_t want_offset, double deadline, vd_
 {
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        if (p->state == VD_PART_READY && p->applied >= want_offset) break;
+        if (p->state == VD_PART_READY && vd_partition_applied(p) >= want_offset) break;
         if (p->state == VD_PART_UNASSIGNED || p->state == VD_PART_REFUSED ||
             vd_mono_s() >= deadline)
             break;
@@ -144,7 +146,7 @@ int vd_partition_wait(vd_partition *p, int64_t want_offset, double deadline, vd_
         ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&p->cond, &p->mu, &ts);
     }
-    int ok = p->state == VD_PART_READY && p->applied >= want_offset;
+    int ok = p->state == VD_PART_READY && vd_partition_applied(p) >= want_offset;
     *state = p->state;
     pthread_mutex_unlock(&p->mu);
     return ok;

@@ -47,12 +47,16 @@ vd_err vd_search_answer(vd_partition *p, const vd_request *req, vd_writer *wr, v
                               .checkpointed_offset = e->file_offset};
         rc = vd_reply_info(wr, &info);
     } else {
+        /* Before the search, acquire: the release in vd_partition_advance
+         * follows the command's change to the index, so the hits hold
+         * every command up to the offset the reply names. */
+        int64_t applied = atomic_load_explicit(&p->applied, memory_order_acquire);
         vd_results res;
         vd_results_init(&res);
         rc = vd_index_search(e->ix, req->vector, req->vector_len, req->k, req->ef, &res, err);
         if (!rc)
-            rc = vd_reply_search(wr, e->name, strlen(e->name), p->applied, &res,
-                                 req->include_metadata);
+            rc =
+                vd_reply_search(wr, e->name, strlen(e->name), applied, &res, req->include_metadata);
         vd_results_free(&res);
     }
     pthread_rwlock_unlock(&p->lock);

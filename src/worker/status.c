@@ -129,7 +129,7 @@ static void partition_gauges(vd_worker *w, FILE *out)
         vd_partition *p = &w->parts[i];
         pthread_mutex_lock(&p->mu);
         vd_part_state state = p->state;
-        int64_t applied = p->applied;
+        int64_t applied = vd_partition_applied(p);
         size_t pending = atomic_load_explicit(&p->pending, memory_order_relaxed);
         int64_t committed = p->committed;
         pthread_mutex_unlock(&p->mu);
@@ -293,7 +293,7 @@ static size_t snapshot_worker(vd_worker *w, vd_dir_worker *hb)
         vd_partition *p = &w->parts[i];
         pthread_mutex_lock(&p->mu);
         vd_part_state state = p->state;
-        int64_t applied = p->applied;
+        int64_t applied = vd_partition_applied(p);
         pthread_mutex_unlock(&p->mu);
         if (state == VD_PART_UNASSIGNED) continue;
         int64_t lo = -1, hi = -1;

@@ -405,10 +405,10 @@ static void consumer_error(vd_worker *w, rd_kafka_message_t *m)
      * log. */
     if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && p &&
         (p->state == VD_PART_REPLAYING || p->state == VD_PART_READY) &&
-        m->offset == p->applied + 1) {
+        m->offset == vd_partition_applied(p) + 1) {
         char why[sizeof p->refused_why];
         snprintf(why, sizeof why, "offset %" PRId64 " is no longer in the log (retention): %s",
-                 p->applied + 1, rd_kafka_message_errstr(m));
+                 vd_partition_applied(p) + 1, rd_kafka_message_errstr(m));
         vd_partition_refuse(p, why);
         VD_WLOG(w, VD_LOG_ERROR, "partition_refused", VD_LI("partition", p->id),
                 VD_LS("reason", why));
@@ -451,7 +451,7 @@ static void handle_message(vd_worker *w, rd_kafka_message_t *m)
             pthread_mutex_lock(&p->apply_mu); /* out of memory: wait instead */
         }
         if ((p->state == VD_PART_REPLAYING || p->state == VD_PART_READY) &&
-            m->offset > p->applied) {
+            m->offset > vd_partition_applied(p)) {
             apply_record(w, p, m);
             vd_partition_advance(p, m->offset);
         }
@@ -475,7 +475,7 @@ static int release_parked(vd_worker *w)
         for (size_t k = 0; k < p->nparked; k++) {
             rd_kafka_message_t *m = p->parked[k];
             if ((p->state == VD_PART_REPLAYING || p->state == VD_PART_READY) &&
-                m->offset > p->applied) {
+                m->offset > vd_partition_applied(p)) {
                 apply_record(w, p, m);
                 vd_partition_advance(p, m->offset);
             }

@@ -101,8 +101,12 @@ typedef struct vd_partition {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     vd_part_state state;
-    int64_t applied;   /* last command offset consumed (applied or rejected);
-                          the search reply reads it unlocked (issue 9) */
+    /* Last command offset consumed (applied or rejected). Stored under mu
+     * with release, after the command changed its index; search replies
+     * load it without mu, with acquire, before searching, so the results
+     * hold every command up to the offset they name. Under mu, or on the
+     * poll thread, relaxed loads (vd_partition_applied). */
+    _Atomic int64_t applied;
     int64_t committed; /* last offset committed + 1 */
     char refused_why[512];
 
