@@ -218,12 +218,14 @@ static ckjob *ck_snapshot(vd_worker *w, vd_partition *p, const char *why, vd_err
     *rc = VD_OK;
     /* Only a partition that is applying has anything to write: a loading
      * or refused one must leave its manifest and offsets alone. */
-    if (w->fenced || (p->state != VD_PART_REPLAYING && p->state != VD_PART_READY)) return NULL;
+    if (atomic_load_explicit(&w->fenced, memory_order_relaxed) ||
+        (p->state != VD_PART_REPLAYING && p->state != VD_PART_READY))
+        return NULL;
     size_t pending = atomic_load_explicit(&p->pending, memory_order_relaxed);
     int64_t applied = vd_partition_applied(p);
     if (applied < 0 || (pending == 0 && p->committed == applied + 1)) return NULL;
     if (rd_kafka_assignment_lost(w->consumer)) {
-        w->fenced = 1;
+        atomic_store_explicit(&w->fenced, 1, memory_order_relaxed);
         *rc = vd_error_set(err, VD_ERR_UNAVAILABLE, "assignment lost: not writing");
         return NULL;
     }
@@ -338,7 +340,7 @@ static vd_err ck_commit(vd_worker *w, vd_partition *p, ckjob *j, vd_error *err)
     rd_kafka_topic_partition_list_destroy(l);
     if (ke == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION || ke == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
         ke == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID) {
-        w->fenced = 1;
+        atomic_store_explicit(&w->fenced, 1, memory_order_relaxed);
         VD_WLOG(w, VD_LOG_ERROR, "fenced", VD_LI("partition", p->id),
                 VD_LS("error", rd_kafka_err2str(ke)));
         return vd_error_set(err, VD_ERR_UNAVAILABLE, "commit refused: %s", rd_kafka_err2str(ke));
@@ -380,7 +382,7 @@ static vd_err ck_finish(vd_worker *w, vd_partition *p, vd_error *err)
     if (rc) {
         vd_error_set(err, rc, "%s", j->err.msg);
         ck_failed(w, p, j->why, j->err.msg);
-    } else if (w->fenced) {
+    } else if (atomic_load_explicit(&w->fenced, memory_order_relaxed)) {
         rc = vd_error_set(err, VD_ERR_UNAVAILABLE, "fenced: not committing");
     } else if (!(rc = ck_commit(w, p, j, err))) {
         w->n_checkpoints++;

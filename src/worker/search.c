@@ -374,7 +374,8 @@ void vd_search_poll(vd_worker *w)
 {
     vd_search_pool *pool = &w->search;
     static const double every = 1.0;
-    int commit = vd_mono_s() - w->search_commit_at >= every && !w->fenced;
+    int commit = vd_mono_s() - w->search_commit_at >= every &&
+                 !atomic_load_explicit(&w->fenced, memory_order_relaxed);
     rd_kafka_topic_partition_list_t *l = commit ? rd_kafka_topic_partition_list_new(4) : NULL;
     for (int32_t i = 0; i < pool->nq; i++) {
         pthread_mutex_lock(&pool->mu);

@@ -106,7 +106,7 @@ static void counters(vd_worker *w, FILE *out)
     fprintf(out,
             "# HELP vectord_fenced 1 when the group fenced this worker (it writes nothing).\n"
             "# TYPE vectord_fenced gauge\nvectord_fenced %d\n",
-            w->fenced);
+            atomic_load_explicit(&w->fenced, memory_order_relaxed));
 }
 
 static void partition_gauges(vd_worker *w, FILE *out)
@@ -256,9 +256,10 @@ void vd_status_metrics(void *ctx, FILE *out)
 int vd_status_ready(void *ctx, FILE *out)
 {
     vd_worker *w = ctx;
-    int ok = atomic_load(&w->assigned_once) && !w->fenced;
+    int fenced = atomic_load_explicit(&w->fenced, memory_order_relaxed);
+    int ok = atomic_load(&w->assigned_once) && !fenced;
     if (!atomic_load(&w->assigned_once)) fputs("no partition assignment yet\n", out);
-    if (w->fenced) fputs("fenced by the consumer group\n", out);
+    if (fenced) fputs("fenced by the consumer group\n", out);
     if (atomic_load(&w->unserved)) {
         ok = 0;
         fprintf(out,

@@ -21,9 +21,12 @@
  *   locks, and the counters.
  * - librdkafka's own threads deliver what the outbox produced.
  *
- * Fields are grouped below by the thread or lock that guards them. Where a
- * field is read outside its guard today, the comment says so: those are
- * known races, listed in issue 9 (hardening).
+ * Fields are grouped below by the thread or lock that guards them. A field
+ * that another thread reads without its writer's lock is a C11 atomic, and
+ * its comment gives the memory order and why: relaxed where only the value
+ * is read, release/acquire where the store publishes other data.
+ * VD_TSAN builds check this (tests/unit/test_status.c drives the readers
+ * against the writers).
  */
 #ifndef VD_WORKER_WORKER_INTERNAL_H
 #define VD_WORKER_WORKER_INTERNAL_H
@@ -225,9 +228,11 @@ typedef struct vd_worker {
     struct vd_directory *dir; /* NULL when off; its own locking */
     int64_t started_ms;
 
-    /* Written by the poll thread; the HTTP thread reads it unguarded
-     * (issue 9). The group moved on without us: write nothing more. */
-    volatile int fenced;
+    /* The group moved on without us: write nothing more. Written by the
+     * poll thread (a refused commit, a lost assignment, cleared at the
+     * next assignment), read by it and by /metrics and /readyz: relaxed,
+     * a flag on its own, it publishes nothing. */
+    atomic_int fenced;
 
     /* The poll thread's. */
     double search_commit_at;
