@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,7 +222,7 @@ static void test_list_pages(void **state)
 /* A reader racing a writer sees a whole old object or a whole new one. */
 typedef struct race {
     vd_store *s;
-    volatile int stop;
+    atomic_int stop;
     int torn, seen[2];
     char first[96]; /* what the first torn read looked like */
 } race;
