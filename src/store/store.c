@@ -181,12 +181,20 @@ char *vd_store_legacy_key(const char *name, size_t name_len)
     return k;
 }
 
-char *vd_store_checkpoint_key(const char *topic, int32_t partition, const char *name,
-                              size_t name_len)
+char *vd_store_checkpoint_prefix(const char *topic, int32_t partition)
 {
-    char *et = vd_store_escape(topic, strlen(topic)), *en = vd_store_escape(name, name_len);
+    char *et = vd_store_escape(topic, strlen(topic)), *k = NULL;
+    if (et && asprintf(&k, "_vectors/%s/%" PRId32 "/", et, partition) < 0) k = NULL;
+    free(et);
+    return k;
+}
+
+char *vd_store_checkpoint_stem(const char *topic, int32_t partition, const char *name,
+                               size_t name_len)
+{
+    char *pre = vd_store_checkpoint_prefix(topic, partition), *en = vd_store_escape(name, name_len);
     char *k = NULL;
-    if (et && en) {
+    if (pre && en) {
         size_t len = strlen(en);
         char tail[24] = "";
         if (len > VD_STORE_NAME_MAX) {
@@ -200,13 +208,44 @@ char *vd_store_checkpoint_key(const char *topic, int32_t partition, const char *
                 len -= 2;
             snprintf(tail, sizeof tail, "~%016" PRIx64, h);
         }
-        if (asprintf(&k, "_vectors/%s/%" PRId32 "/%.*s%s.lhv1", et, partition, (int)len, en, tail) <
-            0)
-            k = NULL;
+        if (asprintf(&k, "%s%.*s%s", pre, (int)len, en, tail) < 0) k = NULL;
     }
-    free(et);
+    free(pre);
     free(en);
     return k;
+}
+
+char *vd_store_checkpoint_key(const char *topic, int32_t partition, const char *name,
+                              size_t name_len, int64_t offset)
+{
+    char *stem = vd_store_checkpoint_stem(topic, partition, name, name_len), *k = NULL;
+    if (stem && offset >= 0 && asprintf(&k, "%s@%020" PRId64 ".lhv1", stem, offset) < 0) k = NULL;
+    free(stem);
+    return k;
+}
+
+char *vd_store_unversioned_key(const char *topic, int32_t partition, const char *name,
+                               size_t name_len)
+{
+    char *stem = vd_store_checkpoint_stem(topic, partition, name, name_len), *k = NULL;
+    if (stem && asprintf(&k, "%s.lhv1", stem) < 0) k = NULL;
+    free(stem);
+    return k;
+}
+
+int vd_store_checkpoint_key_parse(const char *key, size_t *stem_len, int64_t *offset)
+{
+    static const char ext[] = ".lhv1";
+    size_t n = strlen(key), tail = 1 + 20 + sizeof ext - 1;
+    if (n <= tail || key[n - tail] != '@' || strcmp(key + n - sizeof ext + 1, ext) != 0) return 0;
+    int64_t v = 0;
+    for (size_t i = n - tail + 1; i < n - sizeof ext + 1; i++) {
+        if (key[i] < '0' || key[i] > '9' || v > (INT64_MAX - (key[i] - '0')) / 10) return 0;
+        v = v * 10 + (key[i] - '0');
+    }
+    *stem_len = n - tail;
+    *offset = v;
+    return 1;
 }
 
 const char *vd_store_key_brief(const char *key, char buf[84])

@@ -94,20 +94,43 @@ char *vd_store_escape(const char *s, size_t len);
 /* The longest escaped index name a checkpoint key carries whole. */
 #define VD_STORE_NAME_MAX 120
 
+/* "_vectors/" escaped topic "/" partition "/": where every checkpoint file
+ * of a commands partition lives (malloc'd, NULL when out of memory). */
+char *vd_store_checkpoint_prefix(const char *topic, int32_t partition);
+
 /*
- * The checkpoint key of index name in partition `partition` of the
- * commands topic `topic`:
- *   "_vectors/" escaped topic "/" partition "/" escaped name ".lhv1"
- * escaped like vd_store_escape. An escaped name longer than
- * VD_STORE_NAME_MAX bytes is cut there (never inside a %XX) and followed
- * by "~" and the 16 hex digits of the FNV-1a 64-bit hash of the whole
- * name: every path segment stays far below the 255 bytes file systems
- * allow, whatever the name (the LHV1 envelope carries it whole). Two
- * partitions never share a key. Returns a malloc'd string, or NULL when
- * out of memory.
+ * The part of index name's checkpoint keys before the offset: the prefix
+ * above and the name escaped like vd_store_escape. An escaped name longer
+ * than VD_STORE_NAME_MAX bytes is cut there (never inside a %XX) and
+ * followed by "~" and the 16 hex digits of the FNV-1a 64-bit hash of the
+ * whole name: every path segment stays far below the 255 bytes file
+ * systems allow, whatever the name (the LHV1 envelope carries it whole).
+ * Returns a malloc'd string, or NULL when out of memory.
+ */
+char *vd_store_checkpoint_stem(const char *topic, int32_t partition, const char *name,
+                               size_t name_len);
+
+/*
+ * The key of index name's checkpoint file holding its state through
+ * command `offset` (>= 0) of partition `partition` of the commands topic:
+ *   stem "@" offset in 20 digits ".lhv1"
+ * A key is written once per state: every writer of the same index at the
+ * same offset writes the same bytes, so a zombie can never replace a newer
+ * file (docs/checkpoints.md). Two partitions never share a key. Returns a
+ * malloc'd string, or NULL when out of memory or offset < 0.
  */
 char *vd_store_checkpoint_key(const char *topic, int32_t partition, const char *name,
-                              size_t name_len);
+                              size_t name_len, int64_t offset);
+
+/* Whether key ends like a vd_store_checkpoint_key ("@" 20 digits ".lhv1");
+ * then *stem_len is the length of its stem and *offset its offset. */
+int vd_store_checkpoint_key_parse(const char *key, size_t *stem_len, int64_t *offset);
+
+/* The key of the release before offsets were in it: stem ".lhv1", one
+ * file per index overwritten in place. Read at load time only, to migrate.
+ * Returns a malloc'd string, or NULL. */
+char *vd_store_unversioned_key(const char *topic, int32_t partition, const char *name,
+                               size_t name_len);
 
 /*
  * The key checkpoints had before the partition was in it, the Go

@@ -50,10 +50,10 @@ static int same_params(const vd_index_params *a, const vd_index_params *b)
 static void mark_applied(vd_partition *p, vd_entry *e, int64_t offset)
 {
     if (e) {
-        e->last = offset;
+        atomic_store_explicit(&e->last, offset, memory_order_relaxed);
         e->dirty = 1;
     }
-    p->pending++;
+    atomic_fetch_add_explicit(&p->pending, 1, memory_order_relaxed);
 }
 
 /* create: a new index, or the existing one when if_not_exists and the
@@ -88,10 +88,6 @@ static vd_entry *apply_create(const vd_apply_rules *r, vd_partition *p, const vd
     }
     pthread_rwlock_wrlock(&p->lock);
     e = vd_partition_add(p, req->index, req->index_len, ix);
-    /* Dropped and created again before a checkpoint: the new index's file
-     * replaces the old one under the same key, which must not be deleted
-     * after the next manifest. */
-    if (e) vd_partition_drop_forget(p, e->name);
     pthread_rwlock_unlock(&p->lock);
     if (!e) {
         vd_index_free(ix);
@@ -159,7 +155,7 @@ void vd_apply_command(const vd_apply_rules *r, vd_partition *p, const vd_command
             goto not_found;
         }
         pthread_rwlock_wrlock(&p->lock);
-        vd_partition_drop_note(p, e->name);
+        /* Its files go once a manifest without it is written. */
         vd_partition_remove(p, e);
         pthread_rwlock_unlock(&p->lock);
         if (r->pins) r->pins->unpin(r->pins->ctx, req->index, req->index_len, c->partition);

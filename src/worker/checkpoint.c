@@ -18,30 +18,30 @@
 
 /* One index file of a checkpoint in flight. */
 typedef struct ckfile {
-    char *name, *key;
-    uint8_t *buf;
-    size_t len;
-    int64_t offset; /* the file's Kafka offset: the index's last command at the snapshot */
+    char *name;
+    uint64_t uid;   /* the incarnation snapshotted (vd_entry.uid) */
+    int64_t offset; /* the file's Kafka offset: the index's last command when serialised */
     int ok;         /* written */
 } ckfile;
 
-/* A checkpoint in flight: what the poll thread snapshotted, written by the
- * store thread. */
+/* A checkpoint in flight: what the poll thread snapshotted (which indexes
+ * are dirty, the clean ones' entries), serialised and written by the store
+ * thread. */
 typedef struct vd_ckjob {
     vd_task t; /* first: a job is a task */
     vd_partition *p;
     const char *why;
     ckfile *files;
-    size_t nfiles, bytes;
-    char *mkey, *manifest;
-    size_t mlen;
-    char **dropped; /* deleted after the manifest */
-    size_t ndropped;
-    char **legacy; /* keys of migrated files, deleted after the manifest */
+    size_t nfiles;
+    size_t bytes, largest; /* written, and the largest file (the job's memory) */
+    vd_manifest mf;        /* the clean indexes at the snapshot; the store thread adds the rest */
+    char **legacy;         /* keys of older layouts, deleted after the manifest */
     size_t nlegacy;
+    int rebased;     /* the first manifest after an embedded rebase */
     int64_t applied; /* the manifest's offset: commit applied + 1 */
     size_t pending;  /* commands it makes durable */
     int held;        /* not submitted yet: a DLQ record up to applied is unacknowledged */
+    size_t deleted;  /* garbage objects deleted after the manifest */
     double t0;
     vd_err rc;
     vd_error err;
@@ -60,22 +60,109 @@ static void ckjob_free(vd_task *t)
 {
     ckjob *j = (ckjob *)t;
     if (!j) return;
-    for (size_t i = 0; i < j->nfiles; i++) {
-        free(j->files[i].name);
-        free(j->files[i].key);
-        free(j->files[i].buf);
-    }
+    for (size_t i = 0; i < j->nfiles; i++) free(j->files[i].name);
     free(j->files);
-    free(j->mkey);
-    free(j->manifest);
-    for (size_t i = 0; i < j->ndropped; i++) free(j->dropped[i]);
-    free(j->dropped);
+    vd_manifest_clear(&j->mf);
     for (size_t i = 0; i < j->nlegacy; i++) free(j->legacy[i]);
     free(j->legacy);
     free(j);
 }
 
-/* Store thread: the files, then the manifest, then the drops' files. */
+/*
+ * Store thread: f's index serialised, with the offset of the last command
+ * it holds, under p's apply_mu (the poll thread applies nothing to p
+ * meanwhile: the bytes and the offset belong together; searches go on).
+ * The file may hold commands after the snapshot: its offset says so, and
+ * the index counts as complete through it. An index dropped (or dropped
+ * and created again) since the snapshot fails the job: the next one writes
+ * what is there then. *buf is malloc'd, the caller frees it.
+ */
+static vd_err ck_serialise(vd_worker *w, ckjob *j, ckfile *f, uint8_t **buf, size_t *len)
+{
+    vd_partition *p = j->p;
+    vd_err rc;
+    pthread_mutex_lock(&p->apply_mu);
+    pthread_rwlock_rdlock(&p->lock);
+    vd_entry *e = vd_partition_find(p, f->name, strlen(f->name));
+    if (!e || e->uid != f->uid) {
+        rc = vd_error_set(&j->err, VD_ERR_UNAVAILABLE,
+                          "index \"%.100s\" was dropped during the checkpoint", f->name);
+    } else {
+        /* apply_mu orders it: relaxed. */
+        int64_t last = atomic_load_explicit(&e->last, memory_order_relaxed);
+        vd_lhv1_kafka k = {.partition = p->id, .offset = last};
+        snprintf(k.topic, sizeof k.topic, "%s", w->t_cmd);
+        f->offset = last;
+        rc = vd_lhv1_write_buf_pos(e->ix, &k, buf, len, &j->err);
+    }
+    pthread_rwlock_unlock(&p->lock);
+    pthread_mutex_unlock(&p->apply_mu);
+    return rc;
+}
+
+/* Store thread: deletes key, logging a failure (garbage only stays). */
+static void ck_delete(vd_worker *w, ckjob *j, const char *key, const char *what)
+{
+    vd_error derr;
+    if (vd_store_del(w->store, key, &derr))
+        VD_WLOG(w, VD_LOG_WARN, "garbage_delete_failed", VD_LI("partition", j->p->id),
+                VD_LS("what", what), VD_LS("error", derr.msg));
+    else
+        j->deleted++;
+}
+
+/*
+ * Store thread, once the manifest through j->applied is written: the
+ * partition's manifests and files no manifest that may still be read can
+ * name (vd_manifest_garbage, vd_manifest_file_garbage), whoever wrote them:
+ * older manifests, superseded files, the files of dropped indexes, and
+ * what a zombie left. A failure leaves garbage, which the next checkpoint
+ * sweeps.
+ */
+static void ck_sweep(vd_worker *w, ckjob *j)
+{
+    int32_t id = j->p->id;
+    char **keys = NULL;
+    size_t n = 0;
+    vd_error err;
+    char *pre = vd_manifest_prefix(w->t_cmd, id);
+    if (pre && !vd_store_list(w->store, pre, &keys, &n, &err)) {
+        for (size_t i = 0; i < n; i++) {
+            int64_t off;
+            if (vd_manifest_key_parse(pre, keys[i], &off) &&
+                vd_manifest_garbage(j->applied, off, j->rebased))
+                ck_delete(w, j, keys[i], "manifest");
+        }
+        vd_store_keys_free(keys, n);
+    }
+    free(pre);
+    pre = vd_store_checkpoint_prefix(w->t_cmd, id);
+    char **stems = calloc(j->mf.n ? j->mf.n : 1, sizeof *stems);
+    int ok = pre && stems;
+    for (size_t i = 0; ok && i < j->mf.n; i++) {
+        const char *name = j->mf.entries[i].name;
+        ok = (stems[i] = vd_store_checkpoint_stem(w->t_cmd, id, name, strlen(name))) != NULL;
+    }
+    if (ok && !vd_store_list(w->store, pre, &keys, &n, &err)) {
+        for (size_t i = 0; i < n; i++) {
+            size_t stem_len;
+            int64_t off, ref = -2;
+            if (!vd_store_checkpoint_key_parse(keys[i], &stem_len, &off)) continue;
+            for (size_t e = 0; e < j->mf.n; e++)
+                if (strlen(stems[e]) == stem_len && !memcmp(stems[e], keys[i], stem_len))
+                    ref = j->mf.entries[e].file_offset;
+            if (vd_manifest_file_garbage(j->applied, ref, off, j->rebased))
+                ck_delete(w, j, keys[i], "index file");
+        }
+        vd_store_keys_free(keys, n);
+    }
+    for (size_t i = 0; stems && i < j->mf.n; i++) free(stems[i]);
+    free(stems);
+    free(pre);
+}
+
+/* Store thread: each dirty index serialised and written in turn (one
+ * file in memory at a time), then the manifest, then the garbage. */
 static void ck_write(void *ctx, vd_task *t)
 {
     vd_worker *w = ctx;
@@ -83,52 +170,62 @@ static void ck_write(void *ctx, vd_task *t)
     vd_err rc = VD_OK;
     for (size_t i = 0; !rc && i < j->nfiles; i++) {
         ckfile *f = &j->files[i];
-        rc = vd_store_put(w->store, f->key, f->buf, f->len, &j->err);
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        rc = ck_serialise(w, j, f, &buf, &len);
+        char *key = rc ? NULL : vd_store_checkpoint_key(w->t_cmd, j->p->id, f->name,
+                                                         strlen(f->name), f->offset);
+        if (!rc && !key) rc = vd_error_set(&j->err, VD_ERR_NOMEM, "checkpoint: out of memory");
+        if (!rc) rc = vd_store_put(w->store, key, buf, len, &j->err);
+        free(key);
+        free(buf);
         f->ok = !rc;
-        free(f->buf); /* the file is in the store, or will be written again */
-        f->buf = NULL;
+        j->bytes += len;
+        if (len > j->largest) j->largest = len;
+        if (!rc)
+            rc = vd_manifest_set(&j->mf, f->name, f->offset,
+                                 j->applied > f->offset ? j->applied : f->offset, &j->err);
     }
     /* The group may have moved on while this job waited its turn: a zombie
-     * must not write the manifest, nor delete files the new owner uses. */
+     * stops here. (One that passes this check just before it is fenced
+     * can still write: the keys make that harmless, docs/checkpoints.md.) */
     if (!rc && rd_kafka_assignment_lost(w->consumer))
         rc = vd_error_set(&j->err, VD_ERR_UNAVAILABLE, "assignment lost: not writing");
-    if (!rc) rc = vd_store_put(w->store, j->mkey, j->manifest, j->mlen, &j->err);
-    for (size_t i = 0; !rc && i < j->ndropped; i++) {
-        char *key =
-            vd_store_checkpoint_key(w->t_cmd, j->p->id, j->dropped[i], strlen(j->dropped[i]));
-        vd_error derr;
-        if (key && vd_store_del(w->store, key, &derr))
-            VD_WLOG(w, VD_LOG_WARN, "drop_delete_failed", VD_LS("key", key),
-                    VD_LS("error", derr.msg));
-        free(key);
-    }
-    /* The files migrated from the old key are now under the new one, and
-     * the manifest written: the old copies go (a failure only leaves
-     * garbage, never read again). */
-    for (size_t i = 0; !rc && i < j->nlegacy; i++) {
-        vd_error derr;
-        if (vd_store_del(w->store, j->legacy[i], &derr))
-            VD_WLOG(w, VD_LOG_WARN, "legacy_delete_failed", VD_LS("key", j->legacy[i]),
-                    VD_LS("error", derr.msg));
-    }
+    char *manifest = NULL, *mkey = NULL;
+    size_t mlen = 0;
+    if (!rc) rc = vd_manifest_encode(&j->mf, &manifest, &mlen, &j->err);
+    if (!rc && !(mkey = vd_manifest_key(w->t_cmd, j->p->id, j->applied)))
+        rc = vd_error_set(&j->err, VD_ERR_NOMEM, "checkpoint: out of memory");
+    if (!rc) rc = vd_store_put(w->store, mkey, manifest, mlen, &j->err);
+    free(manifest);
+    free(mkey);
+    if (!rc) ck_sweep(w, j);
+    /* The objects of older layouts (migrated files, the old manifest): the
+     * manifest above replaces them. */
+    for (size_t i = 0; !rc && i < j->nlegacy; i++) ck_delete(w, j, j->legacy[i], "older layout");
     j->rc = rc;
 }
 
 /*
- * Poll thread: what a checkpoint of p writes, taken now: every dirty
- * index serialised, the manifest (each index complete through p->applied),
- * the drops. Returns NULL with *rc VD_OK when there is nothing to do or
- * the partition must not write, else NULL with an error, or the job.
+ * Poll thread: what a checkpoint of p writes, taken now: which indexes are
+ * dirty, the manifest of the clean ones (each complete through
+ * p->applied), the old layouts' keys. Returns NULL with *rc VD_OK when
+ * there is nothing to do or the partition must not write, else NULL with
+ * an error, or the job.
  */
 static ckjob *ck_snapshot(vd_worker *w, vd_partition *p, const char *why, vd_err *rc, vd_error *err)
 {
     *rc = VD_OK;
     /* Only a partition that is applying has anything to write: a loading
      * or refused one must leave its manifest and offsets alone. */
-    if (w->fenced || (p->state != VD_PART_REPLAYING && p->state != VD_PART_READY)) return NULL;
-    if (p->pending == 0 && p->committed == p->applied + 1) return NULL;
+    if (atomic_load_explicit(&w->fenced, memory_order_relaxed) ||
+        (p->state != VD_PART_REPLAYING && p->state != VD_PART_READY))
+        return NULL;
+    size_t pending = atomic_load_explicit(&p->pending, memory_order_relaxed);
+    int64_t applied = vd_partition_applied(p);
+    if (applied < 0 || (pending == 0 && p->committed == applied + 1)) return NULL;
     if (rd_kafka_assignment_lost(w->consumer)) {
-        w->fenced = 1;
+        atomic_store_explicit(&w->fenced, 1, memory_order_relaxed);
         *rc = vd_error_set(err, VD_ERR_UNAVAILABLE, "assignment lost: not writing");
         return NULL;
     }
@@ -142,46 +239,34 @@ static ckjob *ck_snapshot(vd_worker *w, vd_partition *p, const char *why, vd_err
     j->p = p;
     j->why = why;
     j->t0 = vd_mono_s();
-    j->applied = p->applied;
-    j->pending = p->pending;
-    vd_manifest mf;
-    vd_manifest_init(&mf, w->t_cmd, p->id);
-    mf.offset = p->applied;
-    snprintf(mf.worker, sizeof mf.worker, "%s", w->worker_id);
-    snprintf(mf.cluster_id, sizeof mf.cluster_id, "%s", w->cluster_id);
+    j->applied = applied;
+    j->pending = pending;
+    j->rebased = p->rebased;
+    vd_manifest *mf = &j->mf;
+    vd_manifest_init(mf, w->t_cmd, p->id);
+    mf->offset = applied;
+    snprintf(mf->worker, sizeof mf->worker, "%s", w->worker_id);
+    snprintf(mf->cluster_id, sizeof mf->cluster_id, "%s", w->cluster_id);
     pthread_rwlock_rdlock(&p->lock);
     if (p->n && !(j->files = calloc(p->n, sizeof *j->files))) *rc = VD_ERR_NOMEM;
     for (size_t i = 0; !*rc && i < p->n; i++) {
         vd_entry *e = &p->e[i];
         int64_t fo = e->file_offset;
-        if (e->dirty) {
+        if (e->dirty || fo < 0) {
             ckfile *f = &j->files[j->nfiles++];
-            vd_lhv1_kafka k = {.partition = p->id, .offset = e->last};
-            snprintf(k.topic, sizeof k.topic, "%s", w->t_cmd);
-            f->offset = fo = e->last;
-            f->name = strdup(e->name);
-            f->key = vd_store_checkpoint_key(w->t_cmd, p->id, e->name, strlen(e->name));
-            *rc = f->name && f->key ? vd_lhv1_write_buf_pos(e->ix, &k, &f->buf, &f->len, err)
-                                    : VD_ERR_NOMEM;
-            j->bytes += f->len;
+            f->uid = e->uid;
+            if (!(f->name = strdup(e->name))) *rc = VD_ERR_NOMEM;
+        } else {
+            *rc = vd_manifest_set(mf, e->name, fo, applied > fo ? applied : fo, err);
         }
-        if (!*rc) *rc = vd_manifest_set(&mf, e->name, fo, p->applied > fo ? p->applied : fo, err);
     }
     pthread_rwlock_unlock(&p->lock);
-    if (!*rc && !(j->mkey = vd_manifest_key(w->t_cmd, p->id))) *rc = VD_ERR_NOMEM;
-    if (!*rc) *rc = vd_manifest_encode(&mf, &j->manifest, &j->mlen, err);
-    vd_manifest_clear(&mf);
     if (*rc) {
         if (*rc == VD_ERR_NOMEM) vd_error_set(err, VD_ERR_NOMEM, "checkpoint: out of memory");
         ckjob_free(&j->t);
         return NULL;
     }
-    /* The drops and the migrated files' old keys go with the job; a failed
-     * job gives them back. */
-    j->dropped = p->dropped;
-    j->ndropped = p->ndropped;
-    p->dropped = NULL;
-    p->ndropped = 0;
+    /* The old layouts' keys go with the job; a failed job gives them back. */
     j->legacy = p->legacy;
     j->nlegacy = p->nlegacy;
     p->legacy = NULL;
@@ -236,20 +321,9 @@ static void ck_wait(vd_worker *w, vd_partition *p)
     vd_taskq_done(w->store_q, &j->t, 1);
 }
 
-/* A failed job's drops go back to p, but not a name created again
- * meanwhile: its new file must not be deleted; so do the old keys of
- * migrated files. Under p's wrlock. */
-static void ck_give_back_drops(vd_partition *p, ckjob *j)
+/* A failed job's old-layout keys go back to p. Under p's wrlock. */
+static void ck_give_back(vd_partition *p, ckjob *j)
 {
-    for (size_t i = 0; i < j->ndropped; i++) {
-        char **d = realloc(p->dropped, (p->ndropped + 1) * sizeof *d);
-        if (!d) break;
-        p->dropped = d;
-        if (!vd_partition_find(p, j->dropped[i], strlen(j->dropped[i]))) {
-            p->dropped[p->ndropped++] = j->dropped[i];
-            j->dropped[i] = NULL;
-        }
-    }
     char **l = realloc(p->legacy, (p->nlegacy + j->nlegacy + 1) * sizeof *l);
     if (!l) return;
     p->legacy = l;
@@ -266,7 +340,7 @@ static vd_err ck_commit(vd_worker *w, vd_partition *p, ckjob *j, vd_error *err)
     rd_kafka_topic_partition_list_destroy(l);
     if (ke == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION || ke == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
         ke == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID) {
-        w->fenced = 1;
+        atomic_store_explicit(&w->fenced, 1, memory_order_relaxed);
         VD_WLOG(w, VD_LOG_ERROR, "fenced", VD_LI("partition", p->id),
                 VD_LS("error", rd_kafka_err2str(ke)));
         return vd_error_set(err, VD_ERR_UNAVAILABLE, "commit refused: %s", rd_kafka_err2str(ke));
@@ -296,25 +370,32 @@ static vd_err ck_finish(vd_worker *w, vd_partition *p, vd_error *err)
     for (size_t i = 0; i < j->nfiles; i++) {
         if (!j->files[i].ok) continue;
         vd_entry *e = vd_partition_find(p, j->files[i].name, strlen(j->files[i].name));
-        if (!e) continue; /* dropped meanwhile */
+        if (!e || e->uid != j->files[i].uid) continue; /* dropped meanwhile */
         e->file_offset = j->files[i].offset;
-        e->dirty = e->last != j->files[i].offset;
+        e->dirty = atomic_load_explicit(&e->last, memory_order_relaxed) != j->files[i].offset;
     }
     vd_err rc = j->rc;
-    if (rc) ck_give_back_drops(p, j);
+    if (rc) ck_give_back(p, j);
+    else if (j->rebased)
+        p->rebased = 0;
     pthread_rwlock_unlock(&p->lock);
     if (rc) {
         vd_error_set(err, rc, "%s", j->err.msg);
         ck_failed(w, p, j->why, j->err.msg);
-    } else if (w->fenced) {
+    } else if (atomic_load_explicit(&w->fenced, memory_order_relaxed)) {
         rc = vd_error_set(err, VD_ERR_UNAVAILABLE, "fenced: not committing");
     } else if (!(rc = ck_commit(w, p, j, err))) {
         w->n_checkpoints++;
-        p->pending -= j->pending < p->pending ? j->pending : p->pending;
+        /* Only the poll thread writes it: no update is lost between the
+         * load and the store. */
+        size_t pending = atomic_load_explicit(&p->pending, memory_order_relaxed);
+        atomic_store_explicit(&p->pending, pending - (j->pending < pending ? j->pending : pending),
+                              memory_order_relaxed);
         p->backoff = 0;
         p->last_checkpoint = vd_mono_s();
         VD_WLOG(w, VD_LOG_INFO, "checkpoint", VD_LI("partition", p->id), VD_LS("why", j->why),
                 VD_LI("offset", j->applied), VD_LI("files", j->nfiles), VD_LI("bytes", j->bytes),
+                VD_LI("largest_file", j->largest), VD_LI("garbage_deleted", j->deleted),
                 VD_LD("seconds", vd_mono_s() - j->t0));
     }
     ckjob_free(&j->t);
@@ -323,6 +404,12 @@ static vd_err ck_finish(vd_worker *w, vd_partition *p, vd_error *err)
 
 void vd_checkpoint_discard(vd_worker *w, vd_partition *p)
 {
+    /* Commands parked while the job serialised: never applied, never
+     * committed; the next owner consumes them again. */
+    for (size_t i = 0; i < p->nparked; i++) rd_kafka_message_destroy(p->parked[i]);
+    free(p->parked);
+    p->parked = NULL;
+    p->nparked = p->capparked = 0;
     if (!p->ck) return;
     if (!p->ck->held) vd_taskq_done(w->store_q, &p->ck->t, 1);
     ckjob_free(&p->ck->t);
@@ -366,10 +453,11 @@ void vd_checkpoint_policy(vd_worker *w)
             }
             continue;
         }
-        if ((p->state != VD_PART_REPLAYING && p->state != VD_PART_READY) || p->pending == 0 ||
+        size_t pending = atomic_load_explicit(&p->pending, memory_order_relaxed);
+        if ((p->state != VD_PART_REPLAYING && p->state != VD_PART_READY) || pending == 0 ||
             t < p->retry_at)
             continue;
-        const char *why = p->pending >= max_pending            ? "pending"
+        const char *why = pending >= max_pending               ? "pending"
                           : t - p->last_checkpoint >= interval ? "interval"
                                                                : NULL;
         if (!why) continue;

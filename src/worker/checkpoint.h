@@ -4,13 +4,18 @@
  * is durable).
  *
  * A checkpoint goes in four steps, each in checkpoint.c:
- *   snapshot (poll thread)  every dirty index serialised to an LHV1 buffer,
- *                           the manifest encoded, the drops taken along;
- *   write (store thread)    the files, then the manifest, then the drops'
- *                           files deleted;
+ *   snapshot (poll thread)  which indexes are dirty, the manifest entries
+ *                           of the clean ones, the old layouts' keys;
+ *   write (store thread)    each dirty index serialised (under the
+ *                           partition's apply_mu: commands of the
+ *                           partition wait, held, see vd_worker_run) and
+ *                           written in turn, one in memory at a time; then
+ *                           the manifest under its offset; then the
+ *                           garbage no readable manifest names;
  *   finish (poll thread)    written indexes marked clean, applied + 1
- *                           committed; on failure the drops come back and
- *                           a retry is scheduled after the backoff;
+ *                           committed; on failure the old layouts' keys
+ *                           come back and a retry is scheduled after the
+ *                           backoff;
  *   policy (poll thread)    when to start one: checkpoint.max.pending
  *                           commands or checkpoint.interval.ms, at most one
  *                           in flight per partition.
@@ -36,7 +41,8 @@ vd_err vd_checkpoint_now(vd_worker *w, vd_partition *p, const char *why, vd_erro
 
 /* Poll thread: waits for p's checkpoint in flight, if any, and drops it
  * without a commit: the partition is no longer ours (its files are a
- * zombie's, which loading tolerates). */
+ * zombie's, which loading tolerates). The commands held for p are dropped
+ * too, unapplied. */
 void vd_checkpoint_discard(vd_worker *w, vd_partition *p);
 
 #endif

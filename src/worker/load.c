@@ -77,6 +77,8 @@ typedef struct vd_ldjob {
     int64_t start;
     int64_t manifest_offset;
     int rebase; /* embedded mode: indexes kept, offsets forgotten */
+    char *legacy_manifest; /* read from the older layout's key: deleted after
+                              the next manifest */
     ldindex *ix;
     size_t n;
     double t0;
@@ -102,28 +104,70 @@ static void ldjob_free(vd_task *t)
         vd_index_free(j->ix[i].ix);
     }
     free(j->ix);
+    free(j->legacy_manifest);
     free(j);
 }
 
-/* Store thread: the file of entry me, from its key, else from the key it
- * had before partitions were in it (*legacy_key then set: migrate it). */
+/* Store thread: the file of entry me. A manifest named by offset names
+ * files by offset; one at the older layout's single key names files at
+ * their unversioned key or, before that, at the Go service's key
+ * (*legacy_key then set: it is rewritten and the old object deleted). */
 static vd_err ld_get(vd_worker *w, ldjob *j, const vd_manifest_entry *me, uint8_t **buf,
                      size_t *len, char **legacy_key)
 {
     size_t n = strlen(me->name);
-    char *key = vd_store_checkpoint_key(w->t_cmd, j->id, me->name, n);
-    vd_err rc = key ? vd_store_get(w->store, key, buf, len, &j->err) : VD_ERR_NOMEM;
-    free(key);
-    if (rc != VD_ERR_NOT_FOUND) return rc;
-    char *old = vd_store_legacy_key(me->name, n);
-    if (!old) return VD_ERR_NOMEM;
-    vd_error err2;
-    if (vd_store_get(w->store, old, buf, len, &err2)) {
-        free(old);
-        return rc; /* the first error: not found at the current key */
+    if (!j->legacy_manifest) {
+        if (me->file_offset < 0)
+            return vd_error_set(&j->err, VD_ERR_CORRUPT,
+                                "manifest: index \"%.100s\" has no file_offset", me->name);
+        char *key = vd_store_checkpoint_key(w->t_cmd, j->id, me->name, n, me->file_offset);
+        vd_err rc = key ? vd_store_get(w->store, key, buf, len, &j->err) : VD_ERR_NOMEM;
+        free(key);
+        return rc;
     }
-    *legacy_key = old;
-    return VD_OK;
+    char *keys[2] = {vd_store_unversioned_key(w->t_cmd, j->id, me->name, n),
+                     vd_store_legacy_key(me->name, n)};
+    vd_err rc = keys[0] && keys[1] ? VD_ERR_NOT_FOUND : VD_ERR_NOMEM;
+    vd_error err2;
+    for (int i = 0; rc == VD_ERR_NOT_FOUND && i < 2; i++) {
+        rc = vd_store_get(w->store, keys[i], buf, len, i ? &err2 : &j->err);
+        if (!rc) {
+            *legacy_key = keys[i];
+            keys[i] = NULL;
+        }
+    }
+    if (rc == VD_ERR_NOT_FOUND) rc = VD_ERR_NOT_FOUND; /* the first key's message stays */
+    free(keys[0]);
+    free(keys[1]);
+    return rc;
+}
+
+/* Store thread: the key of the newest manifest of partition j->id in
+ * *key (NULL when there is none: then the older layout's single key is
+ * tried). Errors: the store's. */
+static vd_err ld_newest_manifest(vd_worker *w, ldjob *j, char **key)
+{
+    *key = NULL;
+    char *pre = vd_manifest_prefix(w->t_cmd, j->id);
+    char **keys = NULL;
+    size_t n = 0;
+    vd_err rc = pre ? vd_store_list(w->store, pre, &keys, &n, &j->err) : VD_ERR_NOMEM;
+    int64_t best = -1;
+    for (size_t i = 0; !rc && i < n; i++) {
+        int64_t off;
+        if (vd_manifest_key_parse(pre, keys[i], &off) && off > best) {
+            best = off;
+            free(*key);
+            if (!(*key = strdup(keys[i]))) rc = VD_ERR_NOMEM;
+        }
+    }
+    vd_store_keys_free(keys, n);
+    free(pre);
+    if (rc) {
+        free(*key);
+        *key = NULL;
+    }
+    return rc;
 }
 
 /* Store thread: reads and decodes the index files mf lists into j->ix,
@@ -201,10 +245,17 @@ static void ld_load(void *ctx, vd_task *t)
         return;
     }
     if (vd_taskq_cancelled(w->store_q, t)) return;
-    char *key = vd_manifest_key(w->t_cmd, j->id);
+    char *key = NULL;
     uint8_t *buf = NULL;
     size_t len = 0;
-    vd_err rc = key ? vd_store_get(w->store, key, &buf, &len, err) : VD_ERR_NOMEM;
+    vd_err rc = ld_newest_manifest(w, j, &key);
+    if (!rc && !key) {
+        j->legacy_manifest = vd_manifest_legacy_key(w->t_cmd, j->id);
+        rc = j->legacy_manifest ? vd_store_get(w->store, j->legacy_manifest, &buf, &len, err)
+                                : VD_ERR_NOMEM;
+    } else if (!rc) {
+        rc = vd_store_get(w->store, key, &buf, &len, err);
+    }
     free(key);
     if (rc == VD_ERR_NOT_FOUND) {
         VD_WLOG(w, VD_LOG_INFO, "partition_fresh", VD_LI("partition", j->id));
@@ -270,31 +321,43 @@ void vd_load_cancel(vd_worker *w, vd_partition *p)
 static void ld_install(vd_partition *p, ldjob *j)
 {
     pthread_rwlock_wrlock(&p->lock);
+    p->rebased = j->rebase; /* the first manifest sweeps the other cluster's */
     for (size_t i = 0; i < j->n; i++) {
         ldindex *li = &j->ix[i];
         vd_entry *e = vd_partition_add(p, li->name, strlen(li->name), li->ix);
         if (!e) {
             while (p->n) vd_partition_remove(p, &p->e[p->n - 1]);
-            p->pending = 0;
+            atomic_store_explicit(&p->pending, 0, memory_order_relaxed);
             j->result = VD_LOAD_AGAIN;
             vd_error_set(&j->err, VD_ERR_NOMEM, "loading checkpoints: out of memory");
             break;
         }
         li->ix = NULL; /* the registry's now */
-        e->complete = e->last = li->complete;
+        e->complete = li->complete;
+        atomic_store_explicit(&e->last, li->complete, memory_order_relaxed);
         e->file_offset = li->file_offset;
         /* Rewritten at the next checkpoint: against this cluster's offsets
          * (rebase), or under its new key (migrated; the old key is deleted
          * after that checkpoint's manifest). */
         int rewrite = j->rebase || li->legacy_key;
         e->dirty = rewrite;
-        p->pending += (size_t)rewrite;
+        atomic_fetch_add_explicit(&p->pending, (size_t)rewrite, memory_order_relaxed);
         char **l = li->legacy_key ? realloc(p->legacy, (p->nlegacy + 1) * sizeof *l) : NULL;
         if (l) {
             p->legacy = l;
             p->legacy[p->nlegacy++] = li->legacy_key;
             li->legacy_key = NULL;
         }
+    }
+    char **l = j->legacy_manifest && j->result == VD_LOAD_OK
+                   ? realloc(p->legacy, (p->nlegacy + 1) * sizeof *l)
+                   : NULL;
+    if (l) {
+        p->legacy = l;
+        p->legacy[p->nlegacy++] = j->legacy_manifest;
+        j->legacy_manifest = NULL;
+        /* A manifest at the new key soon, even with nothing to apply. */
+        atomic_fetch_add_explicit(&p->pending, 1, memory_order_relaxed);
     }
     pthread_rwlock_unlock(&p->lock);
 }

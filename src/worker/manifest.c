@@ -3,6 +3,7 @@
  */
 #include "manifest.h"
 
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,12 +163,58 @@ vd_err vd_manifest_decode(const void *buf, size_t len, vd_manifest *m, vd_error 
     return rc;
 }
 
-char *vd_manifest_key(const char *topic, int32_t partition)
+char *vd_manifest_prefix(const char *topic, int32_t partition)
+{
+    char *esc = vd_store_escape(topic, strlen(topic)), *out = NULL;
+    if (esc && asprintf(&out, "_manifests/%s/%d/", esc, (int)partition) < 0) out = NULL;
+    free(esc);
+    return out;
+}
+
+char *vd_manifest_key(const char *topic, int32_t partition, int64_t offset)
+{
+    char *pre = vd_manifest_prefix(topic, partition), *out = NULL;
+    if (pre && offset >= 0 && asprintf(&out, "%s%020" PRId64 ".json", pre, offset) < 0)
+        out = NULL;
+    free(pre);
+    return out;
+}
+
+int vd_manifest_key_parse(const char *prefix, const char *key, int64_t *offset)
+{
+    size_t n = strlen(prefix);
+    if (strncmp(key, prefix, n) != 0 || strlen(key + n) != 20 + 5 ||
+        strcmp(key + n + 20, ".json") != 0)
+        return 0;
+    int64_t v = 0;
+    for (size_t i = n; i < n + 20; i++) {
+        if (key[i] < '0' || key[i] > '9' || v > (INT64_MAX - (key[i] - '0')) / 10) return 0;
+        v = v * 10 + (key[i] - '0');
+    }
+    *offset = v;
+    return 1;
+}
+
+char *vd_manifest_legacy_key(const char *topic, int32_t partition)
 {
     char *esc = vd_store_escape(topic, strlen(topic)), *out = NULL;
     if (esc && asprintf(&out, "_manifests/%s/%d.json", esc, (int)partition) < 0) out = NULL;
     free(esc);
     return out;
+}
+
+int vd_manifest_file_garbage(int64_t manifest_offset, int64_t ref, int64_t file_offset,
+                             int rebased)
+{
+    if (file_offset == ref) return 0;
+    if (rebased) return 1; /* another cluster's offsets: only this manifest's files count */
+    if (ref < -1) return file_offset <= manifest_offset; /* the index is not in the manifest */
+    return file_offset < ref && ref <= manifest_offset;
+}
+
+int vd_manifest_garbage(int64_t manifest_offset, int64_t other, int rebased)
+{
+    return rebased ? other != manifest_offset : other < manifest_offset;
 }
 
 int64_t vd_manifest_complete(const vd_manifest_entry *e, int64_t file_offset)

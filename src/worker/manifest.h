@@ -54,8 +54,46 @@ vd_err vd_manifest_encode(const vd_manifest *m, char **out, size_t *len, vd_erro
  */
 vd_err vd_manifest_decode(const void *buf, size_t len, vd_manifest *m, vd_error *err);
 
-/* Store key "_manifests/<escaped topic>/<partition>.json" (malloc'd). */
-char *vd_manifest_key(const char *topic, int32_t partition);
+/* "_manifests/<escaped topic>/<partition>/": where the partition's
+ * manifests live (malloc'd; NULL when out of memory). */
+char *vd_manifest_prefix(const char *topic, int32_t partition);
+
+/* The key of the manifest through `offset` (>= 0): the prefix, then the
+ * offset in 20 digits, ".json" (malloc'd; NULL when out of memory or
+ * offset < 0). A manifest is never overwritten by an older one: a load
+ * reads the one with the highest offset (docs/checkpoints.md). */
+char *vd_manifest_key(const char *topic, int32_t partition, int64_t offset);
+
+/* Whether key is a manifest key under prefix; then *offset is its offset. */
+int vd_manifest_key_parse(const char *prefix, const char *key, int64_t *offset);
+
+/* The one manifest key of the release before manifests were named by
+ * offset: "_manifests/<escaped topic>/<partition>.json". Read when the
+ * prefix holds none, to migrate. */
+char *vd_manifest_legacy_key(const char *topic, int32_t partition);
+
+/*
+ * The garbage rules, applied after a manifest through manifest_offset is
+ * written (docs/checkpoints.md, "Zombies"). A checkpoint file of an index
+ * at file_offset is garbage when no manifest that may still be read, this
+ * one or a newer one from any writer, can name it:
+ * - ref is the offset of the file this manifest names for the index, or
+ *   < -1 when the index is not in it (dropped, or never created): then
+ *   every file at or below manifest_offset is garbage (a newer manifest
+ *   names only files of a later incarnation);
+ * - else files older than ref, when ref <= manifest_offset (a newer
+ *   manifest names ref or a later one). When ref is above manifest_offset
+ *   (the file was written after commands the manifest does not cover), a
+ *   newer manifest may still name an older file: they wait.
+ * rebased (the embedded mode's first manifest after loading another
+ * cluster's offsets): every file but ref is garbage. Returns 1 or 0.
+ */
+int vd_manifest_file_garbage(int64_t manifest_offset, int64_t ref, int64_t file_offset,
+                             int rebased);
+
+/* Whether the manifest through `other` is garbage once the one through
+ * manifest_offset is written: an older one, or any other when rebased. */
+int vd_manifest_garbage(int64_t manifest_offset, int64_t other, int rebased);
 
 /*
  * How far an index is complete given its manifest entry and the offset in

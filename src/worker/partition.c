@@ -18,6 +18,7 @@ void vd_partition_init(vd_partition *p, int32_t id)
     p->id = id;
     pthread_rwlock_init(&p->lock, NULL);
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->apply_mu, NULL);
     pthread_cond_init(&p->cond, NULL);
     vd_partition_reset(p);
 }
@@ -30,6 +31,7 @@ void vd_partition_destroy(vd_partition *p)
     p->cap = 0;
     pthread_rwlock_destroy(&p->lock);
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->apply_mu);
     pthread_cond_destroy(&p->cond);
 }
 
@@ -51,7 +53,8 @@ vd_entry *vd_partition_add(vd_partition *p, const char *name, size_t len, vd_ind
     }
     char *copy = strndup(name, len);
     if (!copy) return NULL;
-    p->e[p->n] = (vd_entry){copy, ix, -1, -1, -1, 0};
+    p->e[p->n] = (vd_entry){.name = copy, .ix = ix, .uid = ++p->uids, .complete = -1,
+                            .file_offset = -1, .last = -1};
     return &p->e[p->n++];
 }
 
@@ -64,33 +67,10 @@ void vd_partition_remove(vd_partition *p, vd_entry *e)
     p->n--;
 }
 
-int vd_partition_drop_note(vd_partition *p, const char *name)
-{
-    char **d = realloc(p->dropped, (p->ndropped + 1) * sizeof *d);
-    if (!d) return -1;
-    p->dropped = d;
-    if (!(p->dropped[p->ndropped] = strdup(name))) return -1;
-    p->ndropped++;
-    return 0;
-}
-
-void vd_partition_drop_forget(vd_partition *p, const char *name)
-{
-    for (size_t i = 0; i < p->ndropped; i++) {
-        if (strcmp(p->dropped[i], name) != 0) continue;
-        free(p->dropped[i]);
-        p->dropped[i--] = p->dropped[--p->ndropped];
-    }
-}
-
 void vd_partition_reset(vd_partition *p)
 {
     pthread_rwlock_wrlock(&p->lock);
     while (p->n) vd_partition_remove(p, &p->e[p->n - 1]);
-    for (size_t i = 0; i < p->ndropped; i++) free(p->dropped[i]);
-    free(p->dropped);
-    p->dropped = NULL;
-    p->ndropped = 0;
     for (size_t i = 0; i < p->nlegacy; i++) free(p->legacy[i]);
     free(p->legacy);
     p->legacy = NULL;
@@ -98,12 +78,13 @@ void vd_partition_reset(vd_partition *p)
     pthread_rwlock_unlock(&p->lock);
     pthread_mutex_lock(&p->mu);
     p->state = VD_PART_UNASSIGNED;
-    p->applied = p->quiet_until = p->ready_at = p->manifest_offset = -1;
+    atomic_store_explicit(&p->applied, -1, memory_order_release);
+    p->quiet_until = p->ready_at = p->manifest_offset = -1;
     p->committed = -1;
-    p->pending = 0;
+    atomic_store_explicit(&p->pending, 0, memory_order_relaxed);
     p->backoff = 0;
     p->retry_at = 0;
-    p->load_again = p->seek_pending = 0;
+    p->load_again = p->seek_pending = p->rebased = 0;
     p->refused_why[0] = '\0';
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->mu);
@@ -120,8 +101,9 @@ void vd_partition_set_state(vd_partition *p, vd_part_state state)
 void vd_partition_advance(vd_partition *p, int64_t offset)
 {
     pthread_mutex_lock(&p->mu);
-    p->applied = offset;
-    if (p->state == VD_PART_REPLAYING && p->applied + 1 >= p->ready_at) p->state = VD_PART_READY;
+    /* Release: the command's change to its index comes before (search.c). */
+    atomic_store_explicit(&p->applied, offset, memory_order_release);
+    if (p->state == VD_PART_REPLAYING && offset + 1 >= p->ready_at) p->state = VD_PART_READY;
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->mu);
 }
@@ -130,7 +112,7 @@ void vd_partition_activate(vd_partition *p, int64_t start, int64_t hi)
 {
     pthread_mutex_lock(&p->mu);
     p->ready_at = hi;
-    p->applied = start - 1;
+    atomic_store_explicit(&p->applied, start - 1, memory_order_release);
     p->committed = p->assigned_committed;
     p->last_checkpoint = vd_mono_s();
     p->state = start >= hi ? VD_PART_READY : VD_PART_REPLAYING;
@@ -151,7 +133,7 @@ int vd_partition_wait(vd_partition *p, int64_t want_offset, double deadline, vd_
 {
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        if (p->state == VD_PART_READY && p->applied >= want_offset) break;
+        if (p->state == VD_PART_READY && vd_partition_applied(p) >= want_offset) break;
         if (p->state == VD_PART_UNASSIGNED || p->state == VD_PART_REFUSED ||
             vd_mono_s() >= deadline)
             break;
@@ -164,7 +146,7 @@ int vd_partition_wait(vd_partition *p, int64_t want_offset, double deadline, vd_
         ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&p->cond, &p->mu, &ts);
     }
-    int ok = p->state == VD_PART_READY && p->applied >= want_offset;
+    int ok = p->state == VD_PART_READY && vd_partition_applied(p) >= want_offset;
     *state = p->state;
     pthread_mutex_unlock(&p->mu);
     return ok;

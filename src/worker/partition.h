@@ -38,11 +38,13 @@ vd_entry *vd_partition_add(vd_partition *p, const char *name, size_t len, vd_ind
 /* Removes e and frees its index. The caller holds p->lock for writing. */
 void vd_partition_remove(vd_partition *p, vd_entry *e);
 
-/* Remembers that name's file must be deleted after the next manifest
- * (a drop), or forgets it (created again). The caller holds p->lock for
- * writing. Returns 0, or -1 when out of memory (the file then stays). */
-int vd_partition_drop_note(vd_partition *p, const char *name);
-void vd_partition_drop_forget(vd_partition *p, const char *name);
+/* p's last consumed offset, for the poll thread (its only writer) and for
+ * holders of p->mu: a relaxed load. Others load it with acquire
+ * (worker_internal.h). */
+static inline int64_t vd_partition_applied(vd_partition *p)
+{
+    return atomic_load_explicit(&p->applied, memory_order_relaxed);
+}
 
 /* Sets p's state and wakes its waiters. */
 void vd_partition_set_state(vd_partition *p, vd_part_state state);

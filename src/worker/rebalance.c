@@ -134,7 +134,8 @@ void vd_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     vd_worker *w = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        w->fenced = 0; /* a new generation: we own what we were given */
+        /* A new generation: we own what we were given. */
+        atomic_store_explicit(&w->fenced, 0, memory_order_relaxed);
         w->assigned_once = 1;
         on_assign(w, parts);
         /* Back to the poll loop now rather than after the poll's timeout

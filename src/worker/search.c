@@ -24,9 +24,7 @@ typedef struct vd_search_job {
 static const double wait_bounds[VD_SEARCH_WAIT_BUCKETS] = {0.001, 0.005, 0.01, 0.05, 0.1,
                                                            0.5,   1,     5,    30};
 
-/* Search or info m for partition p, once p is ready: the reply built in
- * wr. Returns the builder's or the index's error (err says why). */
-static vd_err answer(vd_partition *p, const vd_request *req, vd_writer *wr, vd_error *err)
+vd_err vd_search_answer(vd_partition *p, const vd_request *req, vd_writer *wr, vd_error *err)
 {
     pthread_rwlock_rdlock(&p->lock);
     vd_entry *e = vd_partition_find(p, req->index, req->index_len);
@@ -44,16 +42,21 @@ static vd_err answer(vd_partition *p, const vd_request *req, vd_writer *wr, vd_e
                               .params = *vd_index_params_get(e->ix),
                               .length = st.live,
                               .deleted = st.deleted,
-                              .applied_offset = e->last,
+                              .applied_offset =
+                                  atomic_load_explicit(&e->last, memory_order_relaxed),
                               .checkpointed_offset = e->file_offset};
         rc = vd_reply_info(wr, &info);
     } else {
+        /* Before the search, acquire: the release in vd_partition_advance
+         * follows the command's change to the index, so the hits hold
+         * every command up to the offset the reply names. */
+        int64_t applied = atomic_load_explicit(&p->applied, memory_order_acquire);
         vd_results res;
         vd_results_init(&res);
         rc = vd_index_search(e->ix, req->vector, req->vector_len, req->k, req->ef, &res, err);
         if (!rc)
-            rc = vd_reply_search(wr, e->name, strlen(e->name), p->applied, &res,
-                                 req->include_metadata);
+            rc =
+                vd_reply_search(wr, e->name, strlen(e->name), applied, &res, req->include_metadata);
         vd_results_free(&res);
     }
     pthread_rwlock_unlock(&p->lock);
@@ -128,7 +131,7 @@ static void handle_search(vd_worker *w, rd_kafka_message_t *m, double ready_dead
         rc = vd_error_set(&err, VD_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = answer(p, req, wr, &err))) {
+    if ((rc = vd_search_answer(p, req, wr, &err))) {
         vd_writer_free(wr);
         goto fail;
     }
@@ -371,7 +374,8 @@ void vd_search_poll(vd_worker *w)
 {
     vd_search_pool *pool = &w->search;
     static const double every = 1.0;
-    int commit = vd_mono_s() - w->search_commit_at >= every && !w->fenced;
+    int commit = vd_mono_s() - w->search_commit_at >= every &&
+                 !atomic_load_explicit(&w->fenced, memory_order_relaxed);
     rd_kafka_topic_partition_list_t *l = commit ? rd_kafka_topic_partition_list_new(4) : NULL;
     for (int32_t i = 0; i < pool->nq; i++) {
         pthread_mutex_lock(&pool->mu);

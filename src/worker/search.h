@@ -19,6 +19,7 @@
 #ifndef VD_WORKER_SEARCH_H
 #define VD_WORKER_SEARCH_H
 
+#include "codec/codec.h"
 #include "worker/worker_internal.h"
 
 /* Starts search.threads threads, with one queue per partition. Errors:
@@ -36,6 +37,13 @@ void vd_search_free(vd_worker *w);
 /* Poll thread: queues m (the pool owns it now) in its partition's queue;
  * a full queue (search.queue.max) pauses the partition in the consumer. */
 void vd_search_enqueue(vd_worker *w, rd_kafka_message_t *m);
+
+/* Search threads (and tests): the reply to req, a search or info request
+ * for an index of p, built in wr; the caller waited for p to be ready.
+ * Takes p's registry read lock and the index's. Returns the builder's or
+ * the index's error (err says why): VD_ERR_NOT_FOUND for an unknown
+ * index, the index's search errors. */
+vd_err vd_search_answer(vd_partition *p, const vd_request *req, vd_writer *wr, vd_error *err);
 
 /* Poll thread: search partition id was assigned (again): its commit
  * bookkeeping starts over and a pause left from before is lifted. */

@@ -106,7 +106,7 @@ static void counters(vd_worker *w, FILE *out)
     fprintf(out,
             "# HELP vectord_fenced 1 when the group fenced this worker (it writes nothing).\n"
             "# TYPE vectord_fenced gauge\nvectord_fenced %d\n",
-            w->fenced);
+            atomic_load_explicit(&w->fenced, memory_order_relaxed));
 }
 
 static void partition_gauges(vd_worker *w, FILE *out)
@@ -129,8 +129,8 @@ static void partition_gauges(vd_worker *w, FILE *out)
         vd_partition *p = &w->parts[i];
         pthread_mutex_lock(&p->mu);
         vd_part_state state = p->state;
-        int64_t applied = p->applied;
-        size_t pending = p->pending;
+        int64_t applied = vd_partition_applied(p);
+        size_t pending = atomic_load_explicit(&p->pending, memory_order_relaxed);
         int64_t committed = p->committed;
         pthread_mutex_unlock(&p->mu);
         if (state == VD_PART_UNASSIGNED) continue;
@@ -256,9 +256,10 @@ void vd_status_metrics(void *ctx, FILE *out)
 int vd_status_ready(void *ctx, FILE *out)
 {
     vd_worker *w = ctx;
-    int ok = atomic_load(&w->assigned_once) && !w->fenced;
+    int fenced = atomic_load_explicit(&w->fenced, memory_order_relaxed);
+    int ok = atomic_load(&w->assigned_once) && !fenced;
     if (!atomic_load(&w->assigned_once)) fputs("no partition assignment yet\n", out);
-    if (w->fenced) fputs("fenced by the consumer group\n", out);
+    if (fenced) fputs("fenced by the consumer group\n", out);
     if (atomic_load(&w->unserved)) {
         ok = 0;
         fprintf(out,
@@ -293,7 +294,7 @@ static size_t snapshot_worker(vd_worker *w, vd_dir_worker *hb)
         vd_partition *p = &w->parts[i];
         pthread_mutex_lock(&p->mu);
         vd_part_state state = p->state;
-        int64_t applied = p->applied;
+        int64_t applied = vd_partition_applied(p);
         pthread_mutex_unlock(&p->mu);
         if (state == VD_PART_UNASSIGNED) continue;
         int64_t lo = -1, hi = -1;
@@ -328,7 +329,7 @@ static void snapshot_indexes(vd_worker *w, vd_dir_snapshot *s, size_t nidx)
             x->params = *vd_index_params_get(e->ix);
             x->length = st.live;
             x->deleted = st.deleted;
-            x->applied_offset = e->last;
+            x->applied_offset = atomic_load_explicit(&e->last, memory_order_relaxed);
             x->checkpointed_offset = e->file_offset;
             s->n++;
         }

@@ -405,16 +405,34 @@ static void consumer_error(vd_worker *w, rd_kafka_message_t *m)
      * log. */
     if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && p &&
         (p->state == VD_PART_REPLAYING || p->state == VD_PART_READY) &&
-        m->offset == p->applied + 1) {
+        m->offset == vd_partition_applied(p) + 1) {
         char why[sizeof p->refused_why];
         snprintf(why, sizeof why, "offset %" PRId64 " is no longer in the log (retention): %s",
-                 p->applied + 1, rd_kafka_message_errstr(m));
+                 vd_partition_applied(p) + 1, rd_kafka_message_errstr(m));
         vd_partition_refuse(p, why);
         VD_WLOG(w, VD_LOG_ERROR, "partition_refused", VD_LI("partition", p->id),
                 VD_LS("reason", why));
     } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         VD_WLOG(w, VD_LOG_WARN, "consumer_error", VD_LS("error", rd_kafka_message_errstr(m)));
     }
+}
+
+/* Keeps m for p until the store thread releases p's apply_mu; the first
+ * one pauses p, so nothing more of it is fetched meanwhile (a resume
+ * fetches from after the last record returned). Returns 0 when out of
+ * memory. */
+static int park_record(vd_worker *w, vd_partition *p, rd_kafka_message_t *m)
+{
+    if (p->nparked == p->capparked) {
+        size_t cap = p->capparked ? 2 * p->capparked : 4;
+        rd_kafka_message_t **h = realloc(p->parked, cap * sizeof *h);
+        if (!h) return 0;
+        p->parked = h;
+        p->capparked = cap;
+    }
+    if (!p->nparked) vd_load_pause(w, p->id, 1);
+    p->parked[p->nparked++] = m;
+    return 1;
 }
 
 static void handle_message(vd_worker *w, rd_kafka_message_t *m)
@@ -426,13 +444,48 @@ static void handle_message(vd_worker *w, rd_kafka_message_t *m)
         return; /* the pool's now */
     } else if (m->partition >= 0 && m->partition < w->nparts) {
         vd_partition *p = &w->parts[m->partition];
+        /* The store thread is serialising one of p's indexes: m waits
+         * (and p is paused), so the poll thread never blocks on it. */
+        if (p->nparked || pthread_mutex_trylock(&p->apply_mu) != 0) {
+            if (park_record(w, p, m)) return;
+            pthread_mutex_lock(&p->apply_mu); /* out of memory: wait instead */
+        }
         if ((p->state == VD_PART_REPLAYING || p->state == VD_PART_READY) &&
-            m->offset > p->applied) {
+            m->offset > vd_partition_applied(p)) {
             apply_record(w, p, m);
             vd_partition_advance(p, m->offset);
         }
+        pthread_mutex_unlock(&p->apply_mu);
     }
     rd_kafka_message_destroy(m);
+}
+
+/* Applies the commands parked for partitions whose apply_mu is free again,
+ * in order, and resumes them. Returns 1 while any stay parked. */
+static int release_parked(vd_worker *w)
+{
+    int busy = 0;
+    for (int32_t i = 0; i < w->nparts; i++) {
+        vd_partition *p = &w->parts[i];
+        if (!p->nparked) continue;
+        if (pthread_mutex_trylock(&p->apply_mu) != 0) {
+            busy = 1;
+            continue;
+        }
+        for (size_t k = 0; k < p->nparked; k++) {
+            rd_kafka_message_t *m = p->parked[k];
+            if ((p->state == VD_PART_REPLAYING || p->state == VD_PART_READY) &&
+                m->offset > vd_partition_applied(p)) {
+                apply_record(w, p, m);
+                vd_partition_advance(p, m->offset);
+            }
+            rd_kafka_message_destroy(m);
+        }
+        p->nparked = 0;
+        pthread_mutex_unlock(&p->apply_mu);
+        vd_load_pause(w, p->id, 0);
+    }
+    return busy;
 }
 
 vd_err vd_worker_run(vd_worker *w, volatile sig_atomic_t *stop, vd_error *err)
@@ -443,12 +496,13 @@ vd_err vd_worker_run(vd_worker *w, volatile sig_atomic_t *stop, vd_error *err)
          * moved to its start without waiting out a quiet poll. */
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, loading ? 10 : 100);
         if (m) handle_message(w, m);
+        int parked = release_parked(w);
         rd_kafka_poll(w->producer, 0);
         vd_outbox_poll(&w->out);
         vd_search_poll(w);
         vd_checkpoint_policy(w);
         vd_status_directory_tick(w, 0);
-        loading = vd_load_poll(w);
+        loading = vd_load_poll(w) | parked;
     }
     VD_WLOG(w, VD_LOG_INFO, "stopping", VD_LS("worker", w->worker_id));
     /* Finish in-flight searches, then checkpoint and commit everything. */

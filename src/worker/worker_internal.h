@@ -21,9 +21,12 @@
  *   locks, and the counters.
  * - librdkafka's own threads deliver what the outbox produced.
  *
- * Fields are grouped below by the thread or lock that guards them. Where a
- * field is read outside its guard today, the comment says so: those are
- * known races, listed in issue 9 (hardening).
+ * Fields are grouped below by the thread or lock that guards them. A field
+ * that another thread reads without its writer's lock is a C11 atomic, and
+ * its comment gives the memory order and why: relaxed where only the value
+ * is read, release/acquire where the store publishes other data.
+ * VD_TSAN builds check this (tests/unit/test_status.c drives the readers
+ * against the writers).
  */
 #ifndef VD_WORKER_WORKER_INTERNAL_H
 #define VD_WORKER_WORKER_INTERNAL_H
@@ -53,12 +56,18 @@ struct vd_search_job;
 typedef struct vd_entry {
     char *name;
     vd_index *ix;
-    int64_t complete;    /* from the checkpoint: commands at or below are in it */
-    int64_t file_offset; /* offset in the envelope of its newest durable file;
-                            written under the partition's wrlock (info reads it) */
-    int64_t last;        /* last command applied to it; written without the lock,
-                            read by info under the rdlock (a race: issue 9) */
-    int dirty;           /* applied commands not yet in a durable file */
+    uint64_t uid;         /* this incarnation of the name (a drop and a create
+                             again make another) */
+    int64_t complete;     /* from the checkpoint: commands at or below are in it */
+    int64_t file_offset;  /* offset in the envelope of its newest durable file;
+                             written under the partition's wrlock (info reads it) */
+    _Atomic int64_t last; /* last command applied to it: stored by the poll thread
+                             as each command is applied, under apply_mu but not
+                             the wrlock, which info holds only as a reader;
+                             relaxed both ways, a value shown, it publishes
+                             nothing (the index has its own lock; the store
+                             thread reads it under apply_mu) */
+    int dirty;            /* applied commands not yet in a durable file */
 } vd_entry;
 
 /* A partition's life: assigned -> loading -> replaying -> ready, back to
@@ -83,24 +92,43 @@ typedef struct vd_partition {
     vd_entry *e;
     size_t n, cap;
 
+    /* Held by the poll thread while it applies a command of the
+     * partition, and by the store thread while it serialises one of its
+     * indexes: a file's bytes and its offset (e->last) belong together.
+     * The poll thread only ever try-locks it (checkpoint.c). */
+    pthread_mutex_t apply_mu;
+
     /* Written by the poll thread under mu, which it alone may skip to
      * read them; others read under mu. cond is broadcast on every change,
      * for searches waiting for readiness or an offset. */
     pthread_mutex_t mu;
     pthread_cond_t cond;
     vd_part_state state;
-    int64_t applied;   /* last command offset consumed (applied or rejected);
-                          the search reply reads it unlocked (issue 9) */
+    /* Last command offset consumed (applied or rejected). Stored under mu
+     * with release, after the command changed its index; search replies
+     * load it without mu, with acquire, before searching, so the results
+     * hold every command up to the offset they name. Under mu, or on the
+     * poll thread, relaxed loads (vd_partition_applied). */
+    _Atomic int64_t applied;
     int64_t committed; /* last offset committed + 1 */
     char refused_why[512];
 
+    /* Written by the poll thread alone, read by /metrics too: relaxed, a
+     * count shown, it publishes nothing; mu is not needed for it. */
+    atomic_size_t pending; /* commands applied since the last durable checkpoint */
+
     /* The poll thread's alone. */
-    size_t pending;  /* commands applied since the last durable checkpoint
-                        (/metrics reads it under mu, unguarded: issue 9) */
-    char **dropped;  /* names whose files go after the next manifest */
-    size_t ndropped; /* (changed under the wrlock too) */
-    char **legacy;   /* keys of migrated files, deleted after the next manifest */
+    char **legacy;  /* keys of the layouts before this one (migrated files,
+                       the old manifest), deleted after the next manifest */
     size_t nlegacy;
+    uint64_t uids; /* the last vd_entry.uid given */
+    int rebased;   /* embedded mode: loaded another cluster's offsets, and
+                      no manifest written since */
+    /* Commands parked because they arrived while the store thread held
+     * apply_mu: applied in order once it is free, the partition paused
+     * meanwhile (worker.c). */
+    rd_kafka_message_t **parked;
+    size_t nparked, capparked;
     int64_t quiet_until;        /* offsets at or below already had their acks/DLQ records */
     int64_t ready_at;           /* high watermark seen at assignment */
     int64_t manifest_offset;    /* the loaded manifest's offset */
@@ -200,9 +228,11 @@ typedef struct vd_worker {
     struct vd_directory *dir; /* NULL when off; its own locking */
     int64_t started_ms;
 
-    /* Written by the poll thread; the HTTP thread reads it unguarded
-     * (issue 9). The group moved on without us: write nothing more. */
-    volatile int fenced;
+    /* The group moved on without us: write nothing more. Written by the
+     * poll thread (a refused commit, a lost assignment, cleared at the
+     * next assignment), read by it and by /metrics and /readyz: relaxed,
+     * a flag on its own, it publishes nothing. */
+    atomic_int fenced;
 
     /* The poll thread's. */
     double search_commit_at;

@@ -69,11 +69,11 @@ grep -q 'vectord_partition_state{partition="[0-9]",state="ready"} 1' metrics.txt
 
 kill -TERM $pid; wait $pid || fail "vectord exited non-zero on SIGTERM"
 grep -q 'event=checkpoint' vectord.log || fail "no checkpoint on shutdown"
-docs_file=$(find store/_vectors -path '*/vectord.commands/*/docs.lhv1')
+docs_file=$(find store/_vectors -path '*/vectord.commands/*/docs@*.lhv1' | sort | tail -1)
 [[ -n $docs_file ]] || fail "no checkpoint file"
 ctl_inspect=$("$vectorctl" inspect "$docs_file") || fail "inspect"
 grep -q '"count": 2000' <<<"$ctl_inspect" || fail "inspect: $ctl_inspect"
-[[ -z $(find store/_vectors -name tmp.lhv1) ]] || fail "dropped index left its checkpoint"
+[[ -z $(find store/_vectors -name 'tmp@*.lhv1') ]] || fail "dropped index left its checkpoint"
 
 : >vectord.out
 start

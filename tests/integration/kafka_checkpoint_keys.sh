@@ -6,8 +6,10 @@
 #   - the longest legal names checkpoint (before: 240 ASCII characters, or a
 #     249-byte UTF-8 name, exceeded the file name limit and every checkpoint
 #     of the partition failed);
-#   - a checkpoint at the old key `_vectors/<name>.lhv1` loads and moves to
-#     the new key;
+#   - checkpoints of the older layouts load and move to the current one:
+#     the single manifest key `_manifests/<topic>/<p>.json` with files at
+#     `_vectors/<topic>/<p>/<name>.lhv1` or at the Go service's
+#     `_vectors/<name>.lhv1`;
 #   - a file whose envelope names another partition is not installed,
 #     logged and counted; the index is replayed from the log instead.
 #   kafka_checkpoint_keys.sh VECTORD VECTORCTL WORKDIR
@@ -67,8 +69,15 @@ for name in "$ascii" "$utf8"; do
 done
 stop
 ! grep -q 'event=checkpoint_failed' vectord.log || fail "a checkpoint failed: $(grep checkpoint_failed vectord.log | head -2)"
-[[ -f store/_vectors/vectord.commands/$p/dup.lhv1 && -f store/_vectors/vectord.commands/$q/dup.lhv1 ]] ||
+# The newest file of dup in partition $1, and the newest manifest.
+file_of() { find "store/_vectors/vectord.commands/$1" -maxdepth 1 -name 'dup@*.lhv1' | sort | tail -1; }
+manifest_of() { find "store/_manifests/vectord.commands/$1" -maxdepth 1 -name '*.json' | sort | tail -1; }
+[[ -n $(file_of $p) && -n $(file_of $q) ]] ||
   fail "one file per partition expected: $(find store/_vectors -name 'dup*')"
+# Superseded files and manifests are deleted: one of each is left.
+[[ $(find "store/_vectors/vectord.commands/$p" -name 'dup@*' | wc -l) == 1 &&
+   $(find "store/_manifests/vectord.commands/$p" -name '*.json' | wc -l) == 1 ]] ||
+  fail "garbage left: $(find store -type f)"
 
 start
 ctl --json info dup | grep -q '"length":1,' || fail "dup on partition $p after restart: $(ctl --json info dup)"
@@ -78,19 +87,30 @@ for name in "$ascii" "$utf8"; do
 done
 stop
 
-# Migration: the file at the key before partitions were in it.
-mv "store/_vectors/vectord.commands/$p/dup.lhv1" store/_vectors/dup.lhv1
+# Migration from the two older layouts: partition p as the release before
+# offsets were in the keys wrote it (one manifest key, the file at its
+# unversioned key), with dup's file at the Go service's key.
+f=$(file_of $p) m=$(manifest_of $p)
+mv "$m" "store/_manifests/vectord.commands/$p.json"
+mv "$f" store/_vectors/dup.lhv1
+for g in "store/_vectors/vectord.commands/$p"/*@*.lhv1; do
+  [[ -e $g ]] && mv "$g" "${g%@*}.lhv1"
+done
 start
 ctl --json info dup | grep -q '"length":1,' || fail "migrated dup: $(ctl --json info dup)"
 grep -q "event=checkpoint_migrated partition=$p index=dup" vectord.log || fail "no checkpoint_migrated"
-for _ in $(seq 100); do [[ -f store/_vectors/vectord.commands/$p/dup.lhv1 ]] && break; sleep 0.1; done
-for _ in $(seq 50); do [[ ! -e store/_vectors/dup.lhv1 ]] && break; sleep 0.1; done
-[[ -f store/_vectors/vectord.commands/$p/dup.lhv1 && ! -e store/_vectors/dup.lhv1 ]] ||
-  fail "not moved to the new key: $(find store/_vectors -name 'dup*')"
+for _ in $(seq 100); do
+  [[ -n $(file_of $p) && ! -e store/_vectors/dup.lhv1 && ! -e store/_manifests/vectord.commands/$p.json ]] && break
+  sleep 0.1
+done
+[[ -n $(file_of $p) && -n $(manifest_of $p) && ! -e store/_vectors/dup.lhv1 &&
+   ! -e store/_manifests/vectord.commands/$p.json &&
+   -z $(find "store/_vectors/vectord.commands/$p" -name '*.lhv1' ! -name '*@*') ]] ||
+  fail "not moved to the current layout: $(find store -type f)"
 stop
 
 # A file whose envelope names partition q, at partition p's key.
-cp "store/_vectors/vectord.commands/$q/dup.lhv1" "store/_vectors/vectord.commands/$p/dup.lhv1"
+cp "$(file_of $q)" "$(file_of $p)"
 start
 ctl --json info dup | grep -q '"length":1,' || fail "dup on $p with a foreign file: $(ctl --json info dup)"
 grep -q "event=checkpoint_foreign partition=$p index=dup" vectord.log || fail "no checkpoint_foreign"

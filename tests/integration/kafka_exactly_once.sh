@@ -38,6 +38,13 @@ if [[ $store == s3 ]]; then
     curl -sf -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --aws-sigv4 "aws:amz:$AWS_REGION:s3" \
       --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "$AWS_ENDPOINT_URL_S3/eo-test/$1" -o "$2"
   }
+  s3_newest() { # prefix: the last key under it (keys end in zero-padded offsets)
+    local q
+    q=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1")
+    curl -sf -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --aws-sigv4 "aws:amz:$AWS_REGION:s3" \
+      --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "$AWS_ENDPOINT_URL_S3/eo-test?list-type=2&prefix=$q" |
+      grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g' | sort | tail -1
+  }
 fi
 
 kafka_up
@@ -114,9 +121,9 @@ if [[ $store == s3 ]]; then
     mkdir -p "$work/store-$set/_vectors"
     for name in e1 e2; do
       got=""
-      for part in 0 1 2; do  # the key names the partition: _vectors/<topic>/<partition>/<name>.lhv1
-        s3_get "store-$set/_vectors/eo.$set.commands/$part/$name.lhv1" \
-          "$work/store-$set/_vectors/$name.lhv1" && { got=1; break; }
+      for part in 0 1 2; do  # _vectors/<topic>/<partition>/<name>@<offset>.lhv1
+        key=$(s3_newest "store-$set/_vectors/eo.$set.commands/$part/$name@") || true
+        [[ -n $key ]] && s3_get "$key" "$work/store-$set/_vectors/$name.lhv1" && { got=1; break; }
       done
       [[ -n $got ]] || fail "s3: cannot read $name.lhv1 of set $set"
     done
@@ -134,10 +141,11 @@ python3 - "$work" <<'PY' || fail "payloads differ"
 import json, struct, sys
 w = sys.argv[1]
 def find(store, name):
-    # _vectors/<topic>/<partition>/<name>.lhv1; the S3 files were copied flat.
+    # _vectors/<topic>/<partition>/<name>@<offset>.lhv1, the newest; the S3
+    # files were copied flat.
     import glob, os
     flat = f"{store}/_vectors/{name}.lhv1"
-    return flat if os.path.exists(flat) else glob.glob(f"{store}/_vectors/*/*/{name}.lhv1")[0]
+    return flat if os.path.exists(flat) else sorted(glob.glob(f"{store}/_vectors/*/*/{name}@*.lhv1"))[-1]
 def split(path):
     b = open(path, "rb").read()
     assert b[:4] == b"LHV1", path

@@ -100,9 +100,9 @@ fenced=$(grep -c 'event=fenced\|lost=1\|assignment lost' w-c1.log || true)
 python3 - "$work" "${indexes[@]}" <<'PY' || fail "payloads differ"
 import json, struct, sys
 w, names = sys.argv[1], sys.argv[2:]
-def find(store, name):  # _vectors/<topic>/<partition>/<name>.lhv1
+def find(store, name):  # _vectors/<topic>/<partition>/<name>@<offset>.lhv1, the newest
     import glob
-    return glob.glob(f"{store}/_vectors/*/*/{name}.lhv1")[0]
+    return sorted(glob.glob(f"{store}/_vectors/*/*/{name}@*.lhv1"))[-1]
 def split(path):
     b = open(path, "rb").read()
     n = struct.unpack(">I", b[4:8])[0]

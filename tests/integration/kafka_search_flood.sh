@@ -62,7 +62,7 @@ done
 kill -TERM $pid; wait $pid || fail "SIGTERM"; pid=""
 
 # Partition 1's manifest cannot be read: it stays loading.
-echo "503 _manifests/h.commands/1.json" >"$work/fail"
+echo "503 _manifests/h.commands/1/" >"$work/fail"
 start
 for _ in $(seq 200); do grep -q 'event=partition_load_failed partition=1' vectord.log && break; sleep 0.1; done
 grep -q 'event=partition_load_failed partition=1' vectord.log || fail "partition 1 did not fail to load"

@@ -45,6 +45,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 import urllib.parse
 import uuid
 
@@ -393,6 +394,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 _write_all(fd, b)
                 left -= len(b)
             self.body_read = True
+            self.server.stall(key)
             store.commit(fd, tmp, final)
             fd = -1
         except BaseException:
@@ -463,11 +465,12 @@ class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 64
 
-    def __init__(self, addr, store, base, token, fail_file, verbose, tls):
+    def __init__(self, addr, store, base, token, fail_file, verbose, tls, stall_file=None):
         if ":" in addr[0]:
             self.address_family = socket.AF_INET6
         self.store, self.base, self.token = store, base, token
         self.fail_file, self.verbose, self.tls = fail_file, verbose, tls
+        self.stall_file = stall_file
         super().__init__(addr, Handler)
 
     def get_request(self):
@@ -496,6 +499,32 @@ class Server(http.server.ThreadingHTTPServer):
         raise HTTPError(status, f"injected failure ({self.fail_file} exists)")
 
 
+    def stall(self, key):
+        """Test hook (--stall-file F): F holds a substring of keys. The first
+        PUT whose key contains it claims F by renaming it to F.held (then
+        holding that key), and waits, body read but not yet stored, until
+        F.held is removed. Other PUTs go through."""
+        if not self.stall_file:
+            return
+        try:
+            with open(self.stall_file, "rb") as f:
+                want = f.read(4096).decode("utf-8", "replace").strip()
+        except FileNotFoundError:
+            return
+        name = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+        if not want or want not in name:
+            return
+        held = self.stall_file + ".held"
+        try:
+            os.rename(self.stall_file, held)
+        except FileNotFoundError:
+            return  # another PUT claimed it
+        with open(held, "w") as f:
+            f.write(name + "\n")
+        while os.path.exists(held):
+            time.sleep(0.05)
+
+
 def write_atomic(path, text):
     tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "w") as f:
@@ -514,6 +543,8 @@ def main(argv=None):
     ap.add_argument("--token", default=os.environ.get("STORAGED_TOKEN") or None,
                     help="require 'Authorization: Bearer T' (default $STORAGED_TOKEN)")
     ap.add_argument("--fail-file", help="while this file exists, answer 500 (or the status it holds)")
+    ap.add_argument("--stall-file", help="test hook: hold the first PUT whose key contains "
+                    "this file's text until FILE.held is removed")
     ap.add_argument("--tls-cert", help="serve https with this PEM certificate chain")
     ap.add_argument("--tls-key", help="private key for --tls-cert")
     ap.add_argument("--no-fsync", action="store_true", help="skip fsync (faster, not durable)")
@@ -531,7 +562,8 @@ def main(argv=None):
         ap.error("--tls-key needs --tls-cert")
 
     store = Store(a.root, fsync=not a.no_fsync)
-    srv = Server((a.bind, a.port), store, base, a.token, a.fail_file, a.verbose, tls)
+    srv = Server((a.bind, a.port), store, base, a.token, a.fail_file, a.verbose, tls,
+                 a.stall_file)
     port = srv.server_address[1]
     if a.port_file:
         write_atomic(a.port_file, f"{port}\n")

@@ -89,12 +89,65 @@ static void test_decode_errors(void **state)
 static void test_keys(void **state)
 {
     (void)state;
-    char *k = vd_manifest_key("vectord.commands", 7);
+    char *k = vd_manifest_key("vectord.commands", 7, 1841);
+    assert_string_equal(k, "_manifests/vectord.commands/7/00000000000000001841.json");
+    int64_t off;
+    assert_true(vd_manifest_key_parse("_manifests/vectord.commands/7/", k, &off));
+    assert_int_equal(off, 1841);
+    free(k);
+    assert_null(vd_manifest_key("t", 0, -1));
+    k = vd_manifest_key("a/b", 0, INT64_MAX);
+    assert_string_equal(k, "_manifests/a%2Fb/0/09223372036854775807.json");
+    assert_true(vd_manifest_key_parse("_manifests/a%2Fb/0/", k, &off));
+    assert_true(off == INT64_MAX);
+    free(k);
+    k = vd_manifest_prefix("a/b", 12);
+    assert_string_equal(k, "_manifests/a%2Fb/12/");
+    free(k);
+    k = vd_manifest_legacy_key("vectord.commands", 7);
     assert_string_equal(k, "_manifests/vectord.commands/7.json");
     free(k);
-    k = vd_manifest_key("a/b", 0);
-    assert_string_equal(k, "_manifests/a%2Fb/0.json");
-    free(k);
+    /* Not manifests of the prefix: another partition, other names. */
+    const char *pre = "_manifests/t/1/";
+    assert_false(vd_manifest_key_parse(pre, "_manifests/t/10/00000000000000000001.json", &off));
+    assert_false(vd_manifest_key_parse(pre, "_manifests/t/1/0000000000000000001.json", &off));
+    assert_false(vd_manifest_key_parse(pre, "_manifests/t/1/0000000000000000000x.json", &off));
+    assert_false(vd_manifest_key_parse(pre, "_manifests/t/1/00000000000000000001.json~", &off));
+    assert_false(vd_manifest_key_parse(pre, "_manifests/t/1/99999999999999999999.json", &off));
+    assert_false(vd_manifest_key_parse(pre, "_manifests/t/1.json", &off));
+}
+
+/* What a written manifest makes garbage, whoever wrote the other objects
+ * (docs/checkpoints.md, "Zombies"). */
+static void test_garbage(void **state)
+{
+    (void)state;
+    /* Older manifests go; newer ones (a zombie that applied further, or
+     * the new owner) stay; after an embedded rebase every other goes. */
+    assert_true(vd_manifest_garbage(100, 99, 0));
+    assert_false(vd_manifest_garbage(100, 100, 0));
+    assert_false(vd_manifest_garbage(100, 101, 0));
+    assert_true(vd_manifest_garbage(10, 5000, 1));
+    assert_false(vd_manifest_garbage(10, 10, 1));
+    /* The file the manifest names stays. */
+    assert_false(vd_manifest_file_garbage(100, 40, 40, 0));
+    assert_false(vd_manifest_file_garbage(100, 40, 40, 1));
+    /* Superseded files of an index it names go, newer ones stay. */
+    assert_true(vd_manifest_file_garbage(100, 40, 39, 0));
+    assert_false(vd_manifest_file_garbage(100, 40, 41, 0));
+    assert_false(vd_manifest_file_garbage(100, 40, 120, 0));
+    /* Named file written past the manifest's offset: a newer manifest
+     * through 100..119 may still name an older file, which stays. */
+    assert_false(vd_manifest_file_garbage(100, 120, 40, 0));
+    assert_true(vd_manifest_file_garbage(120, 120, 40, 0));
+    /* An index it does not name (dropped): its files up to the manifest
+     * go; later ones belong to a later incarnation. */
+    assert_true(vd_manifest_file_garbage(100, -2, 100, 0));
+    assert_true(vd_manifest_file_garbage(100, -2, 3, 0));
+    assert_false(vd_manifest_file_garbage(100, -2, 101, 0));
+    /* Rebased: another cluster's files go, whatever their offsets. */
+    assert_true(vd_manifest_file_garbage(10, 4, 5000, 1));
+    assert_true(vd_manifest_file_garbage(10, -2, 5000, 1));
 }
 
 /* The replay decision: expected, stale (zombie) and newer files. */
@@ -139,6 +192,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_decode_errors),
         cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_replay_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

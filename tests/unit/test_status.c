@@ -3,7 +3,9 @@
  * the real HTTP endpoint over a worker built by hand (no Kafka): the
  * exposition text, and that the three endpoints answer while an index's
  * write lock is held, as it is for the whole of a long add batch or a
- * repair (docs/worker.md, "HTTP endpoints").
+ * repair (docs/worker.md, "HTTP endpoints"); and the readers of the
+ * partition's offsets (/metrics, /readyz, info and search answers) on
+ * their own threads while commands are applied, for ThreadSanitizer.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,10 +13,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "codec/codec.h"
 #include "http/http.h"
 #include "http_get.h"
 #include "index/index_internal.h" /* the index's lock, to hold it as a writer does */
+#include "worker/apply.h"
 #include "worker/partition.h"
+#include "worker/rebalance.h"
+#include "worker/search.h"
 #include "worker/status.h"
 
 #define LIMIT_MS 500
@@ -159,12 +165,139 @@ static void test_probes_while_registry_written(void **state)
     assert_int_equal(r.status, 200);
 }
 
+/* ------------------------------------------------------------------ */
+/* Readers against the poll thread. */
+
+typedef struct reader {
+    fixture *f;
+    atomic_int stop;
+    atomic_long rounds;
+    atomic_int failures; /* cmocka's asserts are for the test's own thread */
+} reader;
+
+static vd_request *decode(const fixture *f, const char *json)
+{
+    vd_request *req = NULL;
+    vd_error err = {0};
+    return vd_request_decode(json, strlen(json), VD_CT_JSON, &f->limits, &req, &err) ? NULL : req;
+}
+
+/* What the HTTP threads and a search thread read, over and over: /metrics,
+ * /readyz, an info and a search answer of partition 0. */
+static void *read_status(void *arg)
+{
+    reader *r = arg;
+    vd_worker *w = &r->f->w;
+    FILE *null = fopen("/dev/null", "w");
+    vd_request *info = decode(r->f, "{\"op\":\"info\",\"index\":\"docs\"}");
+    vd_request *search =
+        decode(r->f, "{\"op\":\"search\",\"index\":\"docs\",\"vector\":[1,0],\"k\":2}");
+    vd_writer *wr = NULL;
+    if (!null || !info || !search || vd_writer_new(&wr, VD_CT_JSON)) r->failures++;
+    while (!r->failures && !atomic_load(&r->stop)) {
+        vd_error err = {0};
+        vd_status_metrics(w, null);
+        vd_status_ready(w, null);
+        vd_writer_reset(wr);
+        if (vd_search_answer(&w->parts[0], info, wr, &err)) r->failures++;
+        vd_writer_reset(wr);
+        if (vd_search_answer(&w->parts[0], search, wr, &err)) r->failures++;
+        r->rounds++;
+    }
+    vd_writer_free(wr);
+    vd_request_free(info);
+    vd_request_free(search);
+    if (null) fclose(null);
+    return NULL;
+}
+
+/* The last offset an info answer of partition 0's "docs" reports. */
+static int64_t info_applied(fixture *f)
+{
+    vd_request *info = decode(f, "{\"op\":\"info\",\"index\":\"docs\"}");
+    vd_writer *wr;
+    vd_error err = {0};
+    assert_non_null(info);
+    assert_int_equal(vd_writer_new(&wr, VD_CT_JSON), VD_OK);
+    assert_int_equal(vd_search_answer(&f->w.parts[0], info, wr, &err), VD_OK);
+    size_t len;
+    const char *body = (const char *)vd_writer_data(wr, &len);
+    const char *at = strstr(body, "\"applied_offset\":");
+    assert_non_null(at);
+    int64_t off = strtoll(at + strlen("\"applied_offset\":"), NULL, 10);
+    vd_writer_free(wr);
+    vd_request_free(info);
+    return off;
+}
+
+/*
+ * The fields the poll thread writes and other threads read (issue 9:
+ * e->last, p->applied, p->pending, fenced), written here as the poll
+ * thread writes them - commands applied and consumed, an assignment -
+ * while one thread reads them as /metrics, /readyz and the search threads
+ * do. Whatever the build, the readers see the final values; under
+ * ThreadSanitizer (VD_TSAN) a field written without the synchronisation
+ * its readers rely on is reported as a data race and fails the test.
+ */
+static void test_readers_while_applying(void **state)
+{
+    fixture *f = *state;
+    vd_worker *w = &f->w;
+    vd_partition *p0 = &w->parts[0];
+    vd_apply_rules rules = {&f->limits, 4096, w->t_cmd, NULL};
+    rd_kafka_topic_partition_list_t *none = rd_kafka_topic_partition_list_new(0);
+    reader r = {.f = f};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, read_status, &r), 0);
+    while (!r.rounds && !r.failures) sched_yield(); /* both sides running */
+    enum { N = 1000, FIRST = 5 };
+    int acked = 0;
+    for (int i = 0; i < N; i++) {
+        char json[128];
+        snprintf(json, sizeof json,
+                 "{\"op\":\"add\",\"index\":\"docs\",\"items\":[{\"id\":\"w%d\","
+                 "\"vector\":[%d,1]}]}",
+                 i, i);
+        vd_command c = {.key = "docs",
+                        .key_len = 4,
+                        .value = json,
+                        .len = strlen(json),
+                        .ct = VD_CT_JSON,
+                        .partition = 0,
+                        .offset = FIRST + i};
+        vd_apply_outcome o;
+        vd_apply_command(&rules, p0, &c, &o);
+        acked += o.kind == VD_APPLY_ACK;
+        vd_partition_advance(p0, c.offset);
+        /* A new generation (of nothing): the rebalance callback clears fenced. */
+        vd_rebalance_cb(w->consumer, RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, none, w);
+    }
+    r.stop = 1;
+    pthread_join(t, NULL);
+    rd_kafka_topic_partition_list_destroy(none);
+    printf("%d commands applied while the readers went round %ld times\n", acked, (long)r.rounds);
+    assert_int_equal(r.failures, 0);
+    assert_int_equal(acked, N);
+
+    assert_int_equal(info_applied(f), FIRST + N - 1);
+    http_answer a;
+    http_get(f->port, "/metrics", 2000, &a);
+    char line[128];
+    snprintf(line, sizeof line, "vectord_partition_applied_offset{partition=\"0\"} %d\n",
+             FIRST + N - 1);
+    assert_has(a.body, line);
+    snprintf(line, sizeof line, "vectord_partition_pending{partition=\"0\"} %d\n", N);
+    assert_has(a.body, line);
+    assert_has(a.body, "vectord_fenced 0\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_metrics_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answers_while_index_written, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probes_while_registry_written, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readers_while_applying, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

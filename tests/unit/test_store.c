@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,7 +222,7 @@ static void test_list_pages(void **state)
 /* A reader racing a writer sees a whole old object or a whole new one. */
 typedef struct race {
     vd_store *s;
-    volatile int stop;
+    atomic_int stop;
     int torn, seen[2];
     char first[96]; /* what the first torn read looked like */
 } race;
@@ -358,9 +359,31 @@ static void test_index_key(void **state)
 static void test_checkpoint_key(void **state)
 {
     (void)state;
-    char *k = vd_store_checkpoint_key("vectord.commands", 3, "docs/en v1", 10);
-    assert_string_equal(k, "_vectors/vectord.commands/3/docs%2Fen%20v1.lhv1");
+    char *k = vd_store_checkpoint_key("vectord.commands", 3, "docs/en v1", 10, 1830);
+    assert_string_equal(k, "_vectors/vectord.commands/3/docs%2Fen%20v1@00000000000000001830.lhv1");
+    size_t stem_len;
+    int64_t off;
+    assert_true(vd_store_checkpoint_key_parse(k, &stem_len, &off));
+    assert_int_equal(off, 1830);
+    char *stem = vd_store_checkpoint_stem("vectord.commands", 3, "docs/en v1", 10);
+    assert_int_equal(stem_len, strlen(stem));
+    assert_memory_equal(k, stem, stem_len);
+    free(stem);
     free(k);
+    assert_null(vd_store_checkpoint_key("t", 0, "x", 1, -1));
+    /* A name that looks like a key's tail is still parsed from the right. */
+    k = vd_store_checkpoint_key("t", 0, "x@00000000000000000005.lhv1", 27, 7);
+    assert_true(vd_store_checkpoint_key_parse(k, &stem_len, &off));
+    assert_int_equal(off, 7);
+    assert_int_equal(stem_len, strlen(k) - 26);
+    free(k);
+    k = vd_store_unversioned_key("vectord.commands", 3, "docs/en v1", 10);
+    assert_string_equal(k, "_vectors/vectord.commands/3/docs%2Fen%20v1.lhv1");
+    assert_false(vd_store_checkpoint_key_parse(k, &stem_len, &off));
+    free(k);
+    assert_false(vd_store_checkpoint_key_parse("_vectors/t/0/x@0000000000000000000a.lhv1",
+                                               &stem_len, &off));
+    assert_false(vd_store_checkpoint_key_parse("@00000000000000000001.lhv1x", &stem_len, &off));
     char ascii[241], utf8[250], other[241];
     memset(ascii, 'a', 240);
     ascii[240] = '\0';
@@ -371,19 +394,20 @@ static void test_checkpoint_key(void **state)
     const char *names[] = {ascii, utf8, other};
     char *keys[3];
     for (int i = 0; i < 3; i++) {
-        keys[i] = vd_store_checkpoint_key("vectord.commands", 11, names[i], strlen(names[i]));
+        keys[i] = vd_store_checkpoint_key("vectord.commands", 11, names[i], strlen(names[i]),
+                                          INT64_MAX);
         assert_non_null(keys[i]);
         assert_true(vd_store_key_valid(keys[i]));
         const char *seg = strrchr(keys[i], '/') + 1;
-        assert_true(strlen(seg) <= VD_STORE_NAME_MAX + 17 + 5);
+        assert_true(strlen(seg) <= VD_STORE_NAME_MAX + 17 + 21 + 5);
         assert_non_null(strchr(seg, '~')); /* cut, with the hash */
         assert_null(strstr(seg, "%~"));    /* never inside an escape */
         assert_int_equal(strncmp(keys[i], "_vectors/vectord.commands/11/", 29), 0);
     }
     assert_string_not_equal(keys[0], keys[2]);
     /* The same name in two partitions: two keys. */
-    char *k0 = vd_store_checkpoint_key("t", 0, "x", 1),
-         *k1 = vd_store_checkpoint_key("t", 1, "x", 1);
+    char *k0 = vd_store_checkpoint_key("t", 0, "x", 1, 5),
+         *k1 = vd_store_checkpoint_key("t", 1, "x", 1, 5);
     assert_string_not_equal(k0, k1);
     free(k0);
     free(k1);
@@ -398,13 +422,13 @@ static void test_long_name_keys(void **state)
     char utf8[250];
     for (int i = 0; i < 83; i++) memcpy(utf8 + 3 * i, "\xe6\x97\xa5", 3);
     utf8[249] = '\0';
-    char *k = vd_store_checkpoint_key("vectord.commands", 2, utf8, 249);
+    char *k = vd_store_checkpoint_key("vectord.commands", 2, utf8, 249, INT64_MAX);
     put_get(s, k, "long", 4);
     free(k);
     char ascii[241];
     memset(ascii, 'n', 240);
     ascii[240] = '\0';
-    k = vd_store_checkpoint_key("vectord.commands", 2, ascii, 240);
+    k = vd_store_checkpoint_key("vectord.commands", 2, ascii, 240, INT64_MAX);
     put_get(s, k, "ascii", 5);
     free(k);
 }
