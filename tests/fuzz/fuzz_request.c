@@ -6,7 +6,9 @@
  *
  * The first byte picks the format: 'J' - the rest is a JSON body
  * (content-type application/json); anything else - the whole input is a
- * msgpack body.
+ * msgpack body. Before that, an 'L' selects small limits (8 dimensions,
+ * batches of 4, ids of 8 bytes, 64 bytes of metadata, names of 16 bytes)
+ * so that every limit check is reachable by a small input.
  *
  * Oracles (a broken one calls abort(), so libFuzzer keeps the input):
  *   - a refusal carries one of the codes codec.h documents, with a
@@ -579,10 +581,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int init;
-    if (!init) {
-        vd_limits_init(&lim);
-        init = 1;
+    /* 'L': small limits, so that every limit is reachable in a few KB. */
+    vd_limits_init(&lim);
+    if (size && data[0] == 'L') {
+        lim.max_dimension = 8;
+        lim.max_batch = 4;
+        lim.max_id_len = 8;
+        lim.max_metadata = 64;
+        lim.max_name_len = 16;
+        data++;
+        size--;
     }
     vd_content_type ct = VD_CT_MSGPACK;
     if (size && data[0] == 'J') {

@@ -105,16 +105,33 @@ BODIES = {
 }
 
 
+# Bodies over the target's small limits ('L' prefix: 8 dimensions, batches
+# of 4, ids of 8 bytes, 64 bytes of metadata, names of 16 bytes).
+SMALL = {
+    "small-add-batch": {"op": "add", "index": "s", "items": [
+        {"id": str(i), "vector": [1, 2]} for i in range(5)]},
+    "small-add-id": {"op": "add", "index": "s", "items": [{"id": "123456789", "vector": [1]}]},
+    "small-add-meta": {"op": "add", "index": "s", "items": [
+        {"id": "m", "vector": [1], "metadata": {"k": "x" * 70}}]},
+    "small-add-ok": {"op": "add", "index": "s", "items": [
+        {"id": "a", "vector": [1, 2], "metadata": {"k": 1}}, {"id": "b", "vector": [3, 4]}]},
+    "small-delete": {"op": "delete", "index": "s", "ids": ["a", "b", "c", "d", "e"]},
+    "small-search": {"op": "search", "index": "s", "vector": list(range(9))},
+    "small-create": {"op": "create", "index": "a-name-of-17-byte", "dimension": 9},
+}
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
-    for name, body in sorted(BODIES.items()):
-        with open(os.path.join(out, name + ".mp"), "wb") as f:
-            f.write(mp(body))
-        if isinstance(body, tuple) and any(not isinstance(k, str) for k, _ in body):
-            continue
-        with open(os.path.join(out, name + ".json"), "wb") as f:
-            f.write(b"J" + js(body).encode())
+    for prefix, bodies in ((b"", BODIES), (b"L", SMALL)):
+        for name, body in sorted(bodies.items()):
+            with open(os.path.join(out, name + ".mp"), "wb") as f:
+                f.write(prefix + mp(body))
+            if isinstance(body, tuple) and any(not isinstance(k, str) for k, _ in body):
+                continue
+            with open(os.path.join(out, name + ".json"), "wb") as f:
+                f.write(prefix + b"J" + js(body).encode())
 
 
 if __name__ == "__main__":
