@@ -129,6 +129,21 @@ void vd_partition_refuse(vd_partition *p, const char *why)
     pthread_mutex_unlock(&p->mu);
 }
 
+void vd_partition_stop(vd_partition *p, const char *why)
+{
+    vd_partition_refuse(p, why); /* first: searches stop taking the registry */
+    pthread_rwlock_wrlock(&p->lock);
+    while (p->n) vd_partition_remove(p, &p->e[p->n - 1]);
+    pthread_rwlock_unlock(&p->lock);
+}
+
+void vd_partition_refused_why(vd_partition *p, char *buf, size_t cap)
+{
+    pthread_mutex_lock(&p->mu);
+    snprintf(buf, cap, "%s", p->state == VD_PART_REFUSED ? p->refused_why : "");
+    pthread_mutex_unlock(&p->mu);
+}
+
 int vd_partition_wait(vd_partition *p, int64_t want_offset, double deadline, vd_part_state *state)
 {
     pthread_mutex_lock(&p->mu);
