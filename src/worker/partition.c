@@ -53,8 +53,8 @@ vd_entry *vd_partition_add(vd_partition *p, const char *name, size_t len, vd_ind
     }
     char *copy = strndup(name, len);
     if (!copy) return NULL;
-    p->e[p->n] = (vd_entry){.name = copy, .ix = ix, .uid = ++p->uids, .complete = -1,
-                            .file_offset = -1, .last = -1};
+    p->e[p->n] = (vd_entry){
+        .name = copy, .ix = ix, .uid = ++p->uids, .complete = -1, .file_offset = -1, .last = -1};
     return &p->e[p->n++];
 }
 

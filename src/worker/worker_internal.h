@@ -118,8 +118,8 @@ typedef struct vd_partition {
     atomic_size_t pending; /* commands applied since the last durable checkpoint */
 
     /* The poll thread's alone. */
-    char **legacy;  /* keys of the layouts before this one (migrated files,
-                       the old manifest), deleted after the next manifest */
+    char **legacy; /* keys of the layouts before this one (migrated files,
+                      the old manifest), deleted after the next manifest */
     size_t nlegacy;
     uint64_t uids; /* the last vd_entry.uid given */
     int rebased;   /* embedded mode: loaded another cluster's offsets, and
