@@ -15,6 +15,12 @@
  * Determinism: the same sequence of create/add/delete/compact calls gives
  * the same graph, and so byte-identical vd_lhv1 payloads, on any x86-64 or
  * other host (the distance kernels sum in one fixed order on every ISA).
+ *
+ * Atomicity: vd_index_add(), vd_index_delete() and vd_index_compact() are
+ * all or nothing. Each takes every byte it may need before it changes the
+ * index, so a call that fails, out of memory included, leaves the index
+ * exactly as it was (the same vd_lhv1 bytes, the same future), and a failed
+ * call may simply be retried.
  */
 #ifndef VECTORD_INDEX_H
 #define VECTORD_INDEX_H
@@ -162,18 +168,20 @@ VD_API vd_err vd_index_check_items(const vd_index *idx, const vd_item *items, si
 
 /*
  * Adds or replaces (upsert) n items. The batch is validated whole first
- * (vd_index_check_items): on any error nothing is applied. A later item
- * with the same id as an earlier one in the batch wins. Errors: those of
- * vd_index_check_items, VD_ERR_NOMEM (the index may then hold a prefix of
- * the batch; the caller should treat the index as failed).
+ * (vd_index_check_items), then applied whole: on any error nothing is
+ * applied. A later item with the same id as an earlier one in the batch
+ * wins. A repair the batch brings runs inside the call, as part of it.
+ * Errors: those of vd_index_check_items, VD_ERR_LIMIT (the index would
+ * pass 2^32 - 1 slots), VD_ERR_NOMEM (nothing applied).
  */
 VD_API vd_err vd_index_add(vd_index *idx, const vd_item *items, size_t n, vd_error *err);
 
 /*
  * Deletes the listed ids. Unknown ids are counted in *unknown (may be NULL),
- * not errors; *deleted (may be NULL) counts the removed ones. Errors:
- * VD_ERR_LIMIT (more than max_batch ids), VD_ERR_INVALID_VECTOR (empty id),
- * both before anything is deleted.
+ * not errors; *deleted (may be NULL) counts the removed ones; a repair the
+ * deletes bring runs inside the call. Errors: VD_ERR_LIMIT (more than
+ * max_batch ids), VD_ERR_INVALID_VECTOR (empty id), VD_ERR_NOMEM; on any
+ * error nothing is deleted (both counts 0).
  */
 VD_API vd_err vd_index_delete(vd_index *idx, const char *const *ids, const size_t *id_lens,
                               size_t n, size_t *deleted, size_t *unknown, vd_error *err);
@@ -181,7 +189,7 @@ VD_API vd_err vd_index_delete(vd_index *idx, const char *const *ids, const size_
 /*
  * Re-links the graph around every tombstone and frees their slots for reuse
  * (runs by itself when the deleted fraction passes limits.repair_threshold).
- * Errors: VD_ERR_NOMEM (the index is left consistent, tombstones kept).
+ * Errors: VD_ERR_NOMEM (nothing changed: the links and tombstones as they were).
  */
 VD_API vd_err vd_index_compact(vd_index *idx, vd_error *err);
 

@@ -3,24 +3,14 @@
  *
  *   vectorctl [-b BROKERS] [-X key=value]... [--timeout MS] [--json] COMMAND ...
  *
+ * The commands and their options are the table `commands` near the end
+ * (vectorctl --help prints it; vectorctl COMMAND --help one entry); args.c
+ * parses them strictly: an unknown option, a missing value, a stray
+ * argument or a number that is not one is a usage error (exit 2) that names
+ * it, and every check runs before connecting.
+ *
  * Brokers: -b, else -X kafka.bootstrap.servers, else $VECTORD_BROKERS, else
  * the address an embedded vectord wrote to ./var/vectord/bootstrap.
- *
- *   create INDEX --dim N [--m 16] [--ef-construction 200] [--ef-search 64]
- *                [--distance cosine|euclidean|dot] [--if-not-exists]
- *   add INDEX FILE [--batch 500]   FILE: NDJSON {"id","vector","metadata"} lines,
- *                                  or .fvecs/.bvecs (ids are row numbers); "-" = stdin
- *   delete INDEX ID...
- *   drop INDEX [--if-exists]
- *   search INDEX (--vector '[...]' | --queries FILE) [--k 10] [--ef N] [--min-offset O]
- *   info INDEX
- *   inspect FILE.lhv1              offline: verify a checkpoint and print its envelope
- *   produce TOPIC KEY [--header name=value]... [--partition N] [--count N]
- *                                  a raw record, value from stdin
- *   ls                             every index in the fleet (Redis directory)
- *   status                         workers, partitions, lag (Redis directory)
- *   consume TOPIC [--count N]      raw records from the beginning, as JSON lines
- *                                  (value, or value_base64 when it is not UTF-8)
  *
  * Every request goes out with reply-to and correlation-id headers; vectorctl
  * waits for the reply (acks for commands), so its exit status tells a script
@@ -28,12 +18,17 @@
  * Requests are JSON (content-type: application/json); replies come back in
  * the same type.
  *
+ * add keeps at most --max-in-flight batches (and 4 MiB) unacknowledged, so
+ * the worker is never far behind the producer: the embedded mode's mock
+ * cluster keeps only the last 5 MiB of a partition.
+ *
  * ls and status read the Redis directory (docs/directory.md), not Kafka:
  * --redis URL, else -X directory.redis_url, else $VECTORD_DIRECTORY_REDIS_URL;
  * keys under -X group.id (default vectord). Exit 4 when Redis is unreachable.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
@@ -46,10 +41,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "config/config.h"
 #include "directory/directory.h"
 #include "kafka/kafka.h"
 #include "vectord/lhv1.h"
+#include "vectord/version.h"
 
 enum { EXIT_ERR_REPLY = 1, EXIT_USAGE = 2, EXIT_TIMEOUT = 3, EXIT_KAFKA = 4 };
 
@@ -89,10 +86,15 @@ static void die(int code, const char *fmt, ...)
 
 /* ---- Kafka plumbing ---- */
 
+struct batch;
+static void batch_delivered(struct batch *b, int32_t partition, int64_t offset);
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
     ctl *c = opaque;
+    struct batch *b = m->_private; /* an add batch, or NULL */
+    if (b && !m->err) batch_delivered(b, m->partition, m->offset);
     if (m->err) {
         c->delivery_failures++;
         fprintf(stderr, "vectorctl: delivery failed: %s\n", rd_kafka_err2str(m->err));
@@ -153,6 +155,28 @@ static void warm_topic(ctl *c, const char *topic)
     snprintf(c->warm, sizeof c->warm, "%s", topic);
 }
 
+/* Sends body to topic keyed by index with a new correlation id (written to
+ * corr) and the reply headers; msg_opaque comes back in the delivery
+ * report. */
+static void produce_body(ctl *c, const char *topic, const char *index, const char *body, size_t len,
+                         char *corr, size_t corr_cap, void *msg_opaque)
+{
+    snprintf(corr, corr_cap, "%s-%" PRIu64, c->run_id, c->next_corr++);
+    warm_topic(c, topic);
+    rd_kafka_resp_err_t e;
+    do {
+        e = rd_kafka_producev(
+            c->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(index, strlen(index)),
+            RD_KAFKA_V_VALUE((void *)body, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_HEADER("reply-to", c->t_reply, -1),
+            RD_KAFKA_V_HEADER("correlation-id", corr, -1),
+            RD_KAFKA_V_HEADER("content-type", "application/json", -1), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) rd_kafka_poll(c->producer, 50);
+    } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+    if (e) die(EXIT_KAFKA, "produce to %s: %s", topic, rd_kafka_err2str(e));
+    rd_kafka_poll(c->producer, 0);
+}
+
 /* Sends doc (consumed) to topic keyed by index; writes its correlation id. */
 static void send_request(ctl *c, const char *topic, const char *index, json_t *doc, char *corr,
                          size_t corr_cap)
@@ -160,21 +184,8 @@ static void send_request(ctl *c, const char *topic, const char *index, json_t *d
     char *body = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     if (!body) die(EXIT_KAFKA, "out of memory");
-    snprintf(corr, corr_cap, "%s-%" PRIu64, c->run_id, c->next_corr++);
-    warm_topic(c, topic);
-    rd_kafka_resp_err_t e;
-    do {
-        e = rd_kafka_producev(
-            c->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(index, strlen(index)),
-            RD_KAFKA_V_VALUE(body, strlen(body)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADER("reply-to", c->t_reply, -1),
-            RD_KAFKA_V_HEADER("correlation-id", corr, -1),
-            RD_KAFKA_V_HEADER("content-type", "application/json", -1), RD_KAFKA_V_END);
-        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) rd_kafka_poll(c->producer, 50);
-    } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+    produce_body(c, topic, index, body, strlen(body), corr, corr_cap, NULL);
     free(body);
-    if (e) die(EXIT_KAFKA, "produce to %s: %s", topic, rd_kafka_err2str(e));
-    rd_kafka_poll(c->producer, 0);
 }
 
 /*
@@ -347,88 +358,266 @@ static json_t *vf_next(vec_file *vf, const char *path)
     return doc;
 }
 
-/* ---- commands ---- */
+/* ---- add: batches with a bounded window ---- */
 
-typedef struct add_state {
-    size_t acked, items_acked, failed;
-    size_t *batch_items;
-} add_state;
+/*
+ * One add batch in flight. Its slot is reused once the worker has acked it
+ * and its delivery report (partition, offset) is in: the report can come
+ * after the ack when the producer has not been polled in between.
+ */
+typedef struct batch {
+    char corr[64];
+    size_t items, bytes;
+    int32_t partition;
+    int64_t offset;
+    int used, delivered, acked;
+} batch;
 
-static void add_reply(void *ctx, size_t which, json_t *reply)
+static void batch_delivered(batch *b, int32_t partition, int64_t offset)
 {
-    add_state *s = ctx;
-    s->acked++;
-    if (reply_failed(reply))
-        s->failed++;
-    else
-        s->items_acked += s->batch_items[which];
+    b->delivered = 1;
+    b->partition = partition;
+    b->offset = offset;
 }
 
-static int cmd_add(ctl *c, const char *index, const char *path, size_t batch)
+/* At most this many bytes of batches unacknowledged, whatever
+ * --max-in-flight says: the embedded mode's mock cluster keeps only the
+ * last 5 MiB of a partition (docs/worker.md), and a worker further behind
+ * than that loses commands. One batch always goes. */
+#define ADD_MAX_BYTES_IN_FLIGHT (4u << 20)
+
+typedef struct add_run {
+    ctl *c;
+    batch *slots;
+    size_t nslots;
+    size_t sent_items, sent_batches, acked_items, acked_batches, failed;
+    double t0, progress; /* start; the last ack (or delivery with --no-wait) */
+} add_run;
+
+static int slot_busy(const add_run *r, const batch *b)
 {
-    vec_file vf;
-    vf_open(&vf, path);
+    return b->used && !(b->delivered && (b->acked || r->c->no_wait));
+}
+
+static size_t busy_count(const add_run *r, size_t *bytes)
+{
+    size_t n = 0, by = 0;
+    for (size_t i = 0; i < r->nslots; i++)
+        if (slot_busy(r, &r->slots[i])) {
+            n++;
+            by += r->slots[i].bytes;
+        }
+    if (bytes) *bytes = by;
+    return n;
+}
+
+/* Reads what has come back within wait_ms: delivery reports, and acks
+ * matched to the window's correlation ids. */
+static void add_poll(add_run *r, int wait_ms)
+{
+    ctl *c = r->c;
+    size_t before = 0;
+    for (size_t i = 0; i < r->nslots; i++) before += r->slots[i].delivered;
+    rd_kafka_poll(c->producer, c->no_wait ? wait_ms : 0);
+    if (c->delivery_failures)
+        die(EXIT_KAFKA, "%zu batches were not delivered to Kafka", c->delivery_failures);
+    if (c->no_wait) {
+        size_t after = 0;
+        for (size_t i = 0; i < r->nslots; i++) after += r->slots[i].delivered;
+        if (after != before) r->progress = now_s();
+        return;
+    }
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(c->consumer, wait_ms);
+    if (!m) return;
+    char corr[128];
+    if (!m->err && vd_kafka_header_str(m, "correlation-id", corr, sizeof corr)) {
+        for (size_t i = 0; i < r->nslots; i++) {
+            batch *b = &r->slots[i];
+            if (!b->used || b->acked || strcmp(b->corr, corr) != 0) continue;
+            json_error_t je;
+            json_t *doc = json_loadb(m->payload, m->len, 0, &je);
+            if (!doc) die(EXIT_KAFKA, "unreadable reply: %s", je.text);
+            b->acked = 1;
+            r->acked_batches++;
+            r->progress = now_s();
+            if (reply_failed(doc))
+                r->failed++;
+            else
+                r->acked_items += b->items;
+            json_decref(doc);
+            break;
+        }
+    }
+    rd_kafka_message_destroy(m);
+}
+
+static int cmp_batch(const void *a, const void *b)
+{
+    const batch *x = *(batch *const *)a, *y = *(batch *const *)b;
+    if (x->partition != y->partition) return x->partition < y->partition ? -1 : 1;
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+/* The worker (or Kafka, with --no-wait) has not answered for the timeout:
+ * say what is outstanding and where it is in the log, then exit 3. */
+static void fell_behind(add_run *r, const char *index)
+{
+    ctl *c = r->c;
+    batch **out = calloc(r->nslots, sizeof *out);
+    size_t n = 0, items = 0, undelivered = 0;
+    for (size_t i = 0; i < r->nslots; i++)
+        if (slot_busy(r, &r->slots[i])) {
+            items += r->slots[i].items;
+            if (r->slots[i].delivered)
+                out[n++] = &r->slots[i];
+            else
+                undelivered++;
+        }
+    qsort(out, n, sizeof *out, cmp_batch);
+    /* "partition 0 offsets 0-3,7; partition 2 offsets 12" */
+    char where[1024] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < n && len < sizeof where - 64;) {
+        size_t j = i;
+        while (j + 1 < n && out[j + 1]->partition == out[i]->partition &&
+               out[j + 1]->offset == out[j]->offset + 1)
+            j++;
+        if (i == 0 || out[i - 1]->partition != out[i]->partition)
+            len += (size_t)snprintf(where + len, sizeof where - len,
+                                    "%spartition %" PRId32 " offsets ", i ? "; " : "",
+                                    out[i]->partition);
+        else
+            len += (size_t)snprintf(where + len, sizeof where - len, ",");
+        len += (size_t)snprintf(where + len, sizeof where - len, "%" PRId64, out[i]->offset);
+        if (j > i)
+            len += (size_t)snprintf(where + len, sizeof where - len, "-%" PRId64, out[j]->offset);
+        i = j + 1;
+    }
+    if (undelivered && len < sizeof where - 64)
+        snprintf(where + len, sizeof where - len, "%s%zu not yet in Kafka", len ? "; " : "",
+                 undelivered);
+    free(out);
+    if (c->no_wait)
+        die(EXIT_TIMEOUT, "add: Kafka took none of %zu batches within %d ms (%zu items)",
+            undelivered, c->timeout_ms, items);
+    die(EXIT_TIMEOUT,
+        "add: vectord fell behind: no ack within %d ms; %zu batches unacknowledged (%zu items) "
+        "in %s: %s; %zu of %zu items sent were acknowledged. Is a worker running and assigned "
+        "the partition of \"%s\"? (vectorctl status shows lag; a longer --timeout waits more)",
+        c->timeout_ms, busy_count(r, NULL), items, c->t_cmd, where, r->acked_items, r->sent_items,
+        index);
+}
+
+static void draw_progress(const add_run *r, const vec_file *vf, int final)
+{
+    double secs = now_s() - r->t0;
+    char pct[32] = "";
+    if (vf->size && vf->f != stdin && !final)
+        snprintf(pct, sizeof pct, " (%.0f%% of the file)",
+                 100.0 * (double)ftello(vf->f) / (double)vf->size);
+    fprintf(stderr, "\r%zu items sent%s, %zu acked, %.0f items/s, %zu batches in flight   %s",
+            r->sent_items, pct, r->c->no_wait ? r->sent_items : r->acked_items,
+            (double)(r->c->no_wait ? r->sent_items : r->acked_items) / (secs > 0 ? secs : 1),
+            busy_count(r, NULL), final ? "\n" : "");
+}
+
+/*
+ * Sends the file in batches of `batch` items, never more than max_in_flight
+ * batches (nor ADD_MAX_BYTES_IN_FLIGHT bytes) without an ack: the worker
+ * stays within a bounded distance of the producer, and the exit status
+ * says whether every batch was applied.
+ */
+static int cmd_add(ctl *c, const char *index, vec_file *vf, const char *path, size_t batch_items,
+                   size_t max_in_flight)
+{
+    add_run r = {.c = c, .nslots = max_in_flight};
+    r.slots = calloc(max_in_flight, sizeof *r.slots);
+    if (!r.slots) die(EXIT_KAFKA, "out of memory");
     int tty = isatty(2);
-    size_t nbatches = 0, cap = 0, sent_items = 0;
-    char **corrs = NULL;
-    add_state st = {0, 0, 0, NULL};
-    double t0 = now_s(), last_draw = 0;
+    r.t0 = r.progress = now_s();
+    double last_draw = 0;
     json_t *item;
-    do {
+    for (;;) {
         json_t *items = json_array();
-        while (json_array_size(items) < batch && (item = vf_next(&vf, path)))
+        while (json_array_size(items) < batch_items && (item = vf_next(vf, path)))
             json_array_append_new(items, item);
         size_t n = json_array_size(items);
         if (!n) {
             json_decref(items);
             break;
         }
-        if (nbatches == cap) {
-            cap = cap ? cap * 2 : 64;
-            corrs = realloc(corrs, cap * sizeof *corrs);
-            st.batch_items = realloc(st.batch_items, cap * sizeof *st.batch_items);
-        }
-        corrs[nbatches] = malloc(128);
-        st.batch_items[nbatches] = n;
         json_t *doc = json_pack("{s:s, s:s, s:o}", "op", "add", "index", index, "items", items);
-        send_request(c, c->t_cmd, index, doc, corrs[nbatches], 128);
-        nbatches++;
-        sent_items += n;
+        /* Rows of .fvecs/.bvecs are float32, which 9 significant digits
+         * round-trip: half the bytes of %.17g. NDJSON numbers go as read. */
+        char *body =
+            json_dumps(doc, vf->kind == 'n' ? JSON_COMPACT : JSON_COMPACT | JSON_REAL_PRECISION(9));
+        json_decref(doc);
+        if (!body) die(EXIT_KAFKA, "out of memory");
+        size_t len = strlen(body), inflight_bytes;
+        /* Wait for room in the window. */
+        batch *slot = NULL;
+        for (;;) {
+            size_t busy = busy_count(&r, &inflight_bytes);
+            if (busy == 0 || (busy < r.nslots && inflight_bytes + len <= ADD_MAX_BYTES_IN_FLIGHT)) {
+                for (size_t i = 0; i < r.nslots && !slot; i++)
+                    if (!slot_busy(&r, &r.slots[i])) slot = &r.slots[i];
+                if (busy == 0) r.progress = now_s(); /* nothing was owed until now */
+                break;
+            }
+            if (now_s() - r.progress > c->timeout_ms / 1000.0) {
+                if (tty) fputc('\n', stderr);
+                fell_behind(&r, index);
+            }
+            add_poll(&r, 50);
+            if (tty && now_s() - last_draw > 0.2) {
+                last_draw = now_s();
+                draw_progress(&r, vf, 0);
+            }
+        }
+        memset(slot, 0, sizeof *slot);
+        slot->used = 1;
+        slot->items = n;
+        slot->bytes = len;
+        produce_body(c, c->t_cmd, index, body, len, slot->corr, sizeof slot->corr, slot);
+        free(body);
+        r.sent_batches++;
+        r.sent_items += n;
+        add_poll(&r, 0);
         if (tty && now_s() - last_draw > 0.2) {
             last_draw = now_s();
-            if (vf.size && vf.f != stdin)
-                fprintf(stderr, "\r%zu items sent (%.0f%% of file), %zu acked, %.0f items/s  ",
-                        sent_items, 100.0 * (double)ftello(vf.f) / (double)vf.size, st.items_acked,
-                        sent_items / (now_s() - t0));
-            else
-                fprintf(stderr, "\r%zu items sent  ", sent_items);
+            draw_progress(&r, vf, 0);
         }
-    } while (1);
-    if (vf.f != stdin) fclose(vf.f);
-    free(vf.line);
-    size_t left = 0;
+    }
+    if (vf->f != stdin) fclose(vf->f);
+    free(vf->line);
+    /* The rest of the window. */
+    while (busy_count(&r, NULL)) {
+        if (now_s() - r.progress > c->timeout_ms / 1000.0) {
+            if (tty) fputc('\n', stderr);
+            fell_behind(&r, index);
+        }
+        add_poll(&r, 50);
+        if (tty && now_s() - last_draw > 0.2) {
+            last_draw = now_s();
+            draw_progress(&r, vf, 0);
+        }
+    }
     if (c->no_wait) {
         flush_or_die(c);
-        st.items_acked = sent_items;
-    } else {
-        left = await_replies(c, corrs, nbatches, now_s() + c->timeout_ms / 1000.0, add_reply, &st);
+        r.acked_items = r.sent_items;
+        r.acked_batches = r.sent_batches;
     }
-    if (tty) fputc('\n', stderr);
-    double secs = now_s() - t0;
+    if (tty) draw_progress(&r, vf, 1);
+    double secs = now_s() - r.t0;
     if (c->json_out)
         printf("{\"items\":%zu,\"batches\":%zu,\"acked\":%zu,\"failed\":%zu,\"seconds\":%.3f}\n",
-               sent_items, nbatches, st.acked, st.failed, secs);
+               r.sent_items, r.sent_batches, r.acked_batches, r.failed, secs);
     else
-        printf("added %zu items in %zu batches to %s in %.2f s (%.0f items/s)%s\n", st.items_acked,
-               nbatches, index, secs, st.items_acked / (secs > 0 ? secs : 1),
-               st.failed ? ", some batches failed" : "");
-    for (size_t i = 0; i < nbatches; i++) free(corrs[i]);
-    free(corrs);
-    free(st.batch_items);
-    if (left)
-        die(EXIT_TIMEOUT, "%zu of %zu batches were not acknowledged within %d ms", left, nbatches,
-            c->timeout_ms);
-    return st.failed ? EXIT_ERR_REPLY : 0;
+        printf("added %zu items in %zu batches to %s in %.2f s (%.0f items/s)%s\n", r.acked_items,
+               r.sent_batches, index, secs, (double)r.acked_items / (secs > 0 ? secs : 1),
+               r.failed ? ", some batches failed" : "");
+    free(r.slots);
+    return r.failed ? EXIT_ERR_REPLY : 0;
 }
 
 static void print_hits(ctl *c, json_t *reply)
@@ -452,18 +641,16 @@ static void print_hits(ctl *c, json_t *reply)
     }
 }
 
-static int cmd_search(ctl *c, const char *index, const char *vector, const char *queries, int k,
-                      int ef, long long min_offset)
+/* One search (vector, consumed), or one per row of the open queries file. */
+static int cmd_search(ctl *c, const char *index, json_t *vector, vec_file *queries,
+                      const char *queries_path, int64_t k, int64_t ef, int64_t min_offset)
 {
     int rc = 0;
-    json_t *base = json_pack("{s:s, s:s, s:i}", "op", "search", "index", index, "k", k);
+    json_t *base = json_pack("{s:s, s:s, s:I}", "op", "search", "index", index, "k", (json_int_t)k);
     if (ef > 0) json_object_set_new(base, "ef", json_integer(ef));
     if (min_offset >= 0) json_object_set_new(base, "min_offset", json_integer(min_offset));
     if (vector) {
-        json_error_t je;
-        json_t *v = json_loads(vector, 0, &je);
-        if (!json_is_array(v)) die(EXIT_USAGE, "--vector: expected a JSON array: %s", je.text);
-        json_object_set_new(base, "vector", v);
+        json_object_set_new(base, "vector", vector);
         json_t *reply = roundtrip(c, c->t_search, index, base);
         if (reply_failed(reply))
             rc = EXIT_ERR_REPLY;
@@ -472,10 +659,8 @@ static int cmd_search(ctl *c, const char *index, const char *vector, const char 
         json_decref(reply);
         return rc;
     }
-    vec_file vf;
-    vf_open(&vf, queries);
     json_t *item;
-    for (size_t q = 0; (item = vf_next(&vf, queries)); q++) {
+    for (size_t q = 0; (item = vf_next(queries, queries_path)); q++) {
         json_t *doc = json_deep_copy(base);
         json_object_set(doc, "vector", json_object_get(item, "vector"));
         json_decref(item);
@@ -488,8 +673,8 @@ static int cmd_search(ctl *c, const char *index, const char *vector, const char 
         json_decref(reply);
     }
     json_decref(base);
-    if (vf.f != stdin) fclose(vf.f);
-    free(vf.line);
+    if (queries->f != stdin) fclose(queries->f);
+    free(queries->line);
     return rc;
 }
 
@@ -516,11 +701,12 @@ static int cmd_inspect(const char *path)
 }
 
 /* produce TOPIC KEY [--header k=v]... [--partition N] [--count N]: one
- * record (or N alike), value from stdin, as is. */
-static int cmd_produce(ctl *c, const char *topic, const char *key, int argc, char **argv, int from)
+ * record (or N alike), value from stdin, as is. partition < 0: the
+ * murmur2_random partitioner's choice. headers: "name=value", checked. */
+static int cmd_produce(ctl *c, const char *topic, const char *key, const char **headers,
+                       size_t nheaders, int32_t partition, int64_t count)
 {
-    int32_t partition = RD_KAFKA_PARTITION_UA; /* the murmur2_random partitioner's choice */
-    long count = 1;
+    if (partition < 0) partition = RD_KAFKA_PARTITION_UA;
     char *value = NULL;
     size_t len = 0, cap = 0, n;
     char chunk[65536];
@@ -534,28 +720,12 @@ static int cmd_produce(ctl *c, const char *topic, const char *key, int argc, cha
         len += n;
     }
     rd_kafka_headers_t *h = rd_kafka_headers_new(4);
-    for (int i = from; i < argc - 1; i++) {
-        if (!strcmp(argv[i], "--partition")) {
-            char *end;
-            long pn = strtol(argv[++i], &end, 10);
-            if (*end || pn < 0 || pn > INT32_MAX)
-                die(EXIT_USAGE, "--partition %s: expected N >= 0", argv[i]);
-            partition = (int32_t)pn;
-            continue;
-        }
-        if (!strcmp(argv[i], "--count")) {
-            char *end;
-            count = strtol(argv[++i], &end, 10);
-            if (*end || count < 1) die(EXIT_USAGE, "--count %s: expected N >= 1", argv[i]);
-            continue;
-        }
-        if (strcmp(argv[i], "--header")) continue;
-        const char *kv = argv[++i], *eq = strchr(kv, '=');
-        if (!eq) die(EXIT_USAGE, "--header %s: expected name=value", kv);
-        rd_kafka_header_add(h, kv, eq - kv, eq + 1, -1);
+    for (size_t i = 0; i < nheaders; i++) {
+        const char *eq = strchr(headers[i], '=');
+        rd_kafka_header_add(h, headers[i], eq - headers[i], eq + 1, -1);
     }
     warm_topic(c, topic);
-    for (long i = 0; i < count; i++) {
+    for (int64_t i = 0; i < count; i++) {
         rd_kafka_headers_t *hi = rd_kafka_headers_copy(h);
         rd_kafka_resp_err_t e;
         while ((e = rd_kafka_producev(
@@ -602,7 +772,7 @@ static void put_base64(const void *data, size_t n)
 
 /* consume TOPIC [--count N]: records from the beginning, one JSON line each
  * with partition, offset, key, value (text) and headers. */
-static int cmd_consume(ctl *c, const char *topic, long count)
+static int cmd_consume(ctl *c, const char *topic, int64_t count)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     const struct rd_kafka_metadata *md;
@@ -617,7 +787,7 @@ static int cmd_consume(ctl *c, const char *topic, long count)
     rd_kafka_assign(c->consumer, l);
     rd_kafka_topic_partition_list_destroy(l);
     double deadline = now_s() + c->timeout_ms / 1000.0;
-    long seen = 0;
+    int64_t seen = 0;
     while ((count < 0 || seen < count) && now_s() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->consumer, 100);
         if (!m) continue;
@@ -836,41 +1006,158 @@ static int cmd_status(ctl *c, const char *url)
     return 0;
 }
 
+/* ---- the command line ---- */
+
+enum {
+    G_TIMEOUT = VC_OPT_END + 1,
+    G_JSON,
+    G_REPLY_TOPIC,
+    G_NO_WAIT,
+    G_REDIS,
+    G_HELP,
+    G_VERSION,
+};
+
+static const struct option global_opts[] = {{"timeout", required_argument, NULL, G_TIMEOUT},
+                                            {"json", no_argument, NULL, G_JSON},
+                                            {"reply-topic", required_argument, NULL, G_REPLY_TOPIC},
+                                            {"no-wait", no_argument, NULL, G_NO_WAIT},
+                                            {"redis", required_argument, NULL, G_REDIS},
+                                            {"help", no_argument, NULL, G_HELP},
+                                            {"version", no_argument, NULL, G_VERSION},
+                                            {NULL, 0, NULL, 0}};
+
+#define OPT(name, arg, id)                                                                         \
+    {                                                                                              \
+        name, arg, NULL, id                                                                        \
+    }
+#define OPT_END                                                                                    \
+    {                                                                                              \
+        NULL, 0, NULL, 0                                                                           \
+    }
+static const struct option create_opts[] = {
+    OPT("dim", required_argument, VC_OPT_DIM),
+    OPT("m", required_argument, VC_OPT_M),
+    OPT("ef-construction", required_argument, VC_OPT_EF_CONSTRUCTION),
+    OPT("ef-search", required_argument, VC_OPT_EF_SEARCH),
+    OPT("distance", required_argument, VC_OPT_DISTANCE),
+    OPT("if-not-exists", no_argument, VC_OPT_IF_NOT_EXISTS),
+    OPT_END};
+static const struct option add_opts[] = {
+    OPT("batch", required_argument, VC_OPT_BATCH),
+    OPT("max-in-flight", required_argument, VC_OPT_MAX_IN_FLIGHT), OPT_END};
+static const struct option drop_opts[] = {OPT("if-exists", no_argument, VC_OPT_IF_EXISTS), OPT_END};
+static const struct option search_opts[] = {OPT("vector", required_argument, VC_OPT_VECTOR),
+                                            OPT("queries", required_argument, VC_OPT_QUERIES),
+                                            OPT("k", required_argument, VC_OPT_K),
+                                            OPT("ef", required_argument, VC_OPT_EF),
+                                            OPT("min-offset", required_argument, VC_OPT_MIN_OFFSET),
+                                            OPT_END};
+static const struct option produce_opts[] = {OPT("header", required_argument, VC_OPT_HEADER),
+                                             OPT("partition", required_argument, VC_OPT_PARTITION),
+                                             OPT("count", required_argument, VC_OPT_COUNT),
+                                             OPT_END};
+static const struct option consume_opts[] = {OPT("count", required_argument, VC_OPT_COUNT),
+                                             OPT_END};
+static const struct option no_opts[] = {OPT_END};
+
+static const vc_cmd commands[] = {
+    {"create", "INDEX --dim N [OPTIONS]", "create an index",
+     "  --dim N                  vector dimension (required)\n"
+     "  --m N                    links per node (default 16)\n"
+     "  --ef-construction N      beam width while inserting (default 200)\n"
+     "  --ef-search N            the index's default search beam width (default 64)\n"
+     "  --distance D             cosine (default), euclidean or dot (also l2, ip)\n"
+     "  --if-not-exists          succeed if the index exists already\n",
+     create_opts, 1, 1, "INDEX"},
+    {"add", "INDEX FILE [OPTIONS]", "add vectors; progress and rate on a TTY",
+     "  FILE                     NDJSON {\"id\",\"vector\",\"metadata\"} lines, or .fvecs or\n"
+     "                           .bvecs (ids are row numbers); - reads stdin\n"
+     "  --batch N                items per command (default 500)\n"
+     "  --max-in-flight N        batches sent and not yet acknowledged, at most (default 8;\n"
+     "                           also at most 4 MiB); no ack for --timeout: exit 3, naming\n"
+     "                           the unacknowledged batches and their offsets\n",
+     add_opts, 2, 2, "INDEX FILE"},
+    {"delete", "INDEX ID...", "delete vectors by id", "", no_opts, 2, -1, "INDEX ID..."},
+    {"drop", "INDEX [--if-exists]", "drop an index",
+     "  --if-exists              succeed if there is no such index\n", drop_opts, 1, 1, "INDEX"},
+    {"search", "INDEX (--vector '[...]' | --queries FILE) [OPTIONS]", "nearest neighbours",
+     "  --vector JSON            one query vector, a JSON array\n"
+     "  --queries FILE           one query per row (NDJSON, .fvecs, .bvecs; - for stdin)\n"
+     "  --k N                    neighbours per query (default 10)\n"
+     "  --ef N                   beam width (default: the index's ef_search)\n"
+     "  --min-offset O           answer once the index has applied command offset O\n",
+     search_opts, 1, 1, "INDEX"},
+    {"info", "INDEX", "an index's parameters, length and offsets", "", no_opts, 1, 1, "INDEX"},
+    {"inspect", "FILE.lhv1", "offline: verify a checkpoint file and print its envelope", "",
+     no_opts, 1, 1, "FILE"},
+    {"produce", "TOPIC KEY [OPTIONS]", "a raw record to TOPIC, value from stdin, as is",
+     "  --header NAME=VALUE      a record header (repeatable)\n"
+     "  --partition N            this partition, not the partitioner's choice\n"
+     "  --count N                N records alike (default 1)\n",
+     produce_opts, 2, 2, "TOPIC KEY"},
+    {"consume", "TOPIC [--count N]", "raw records from the beginning, as JSON lines",
+     "  (value, or value_base64 when it is not UTF-8), until --count records or --timeout\n"
+     "  --count N                stop after N records (exit 3 if fewer came)\n",
+     consume_opts, 1, 1, "TOPIC"},
+    {"ls", "", "every index in the fleet (the Redis directory)", "", no_opts, 0, 0, ""},
+    {"status", "", "workers, partitions and lag (the Redis directory)", "", no_opts, 0, 0, ""},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
 static void usage(FILE *f)
 {
     fputs("usage: vectorctl [-b BROKERS] [-X key=value]... [--timeout MS] [--json]\n"
-          "                 [--reply-topic T] [--no-wait] [--redis URL] COMMAND ...\n"
-          "  --no-wait: return once Kafka has a command, without waiting for vectord\n"
-          "  create INDEX --dim N [--m 16] [--ef-construction 200] [--ef-search 64]\n"
-          "               [--distance cosine|euclidean|dot] [--if-not-exists]\n"
-          "  add INDEX FILE [--batch 500]      NDJSON, .fvecs or .bvecs; - for stdin\n"
-          "  delete INDEX ID...\n"
-          "  drop INDEX [--if-exists]\n"
-          "  search INDEX (--vector '[..]' | --queries FILE) [--k 10] [--ef N] [--min-offset O]\n"
-          "  info INDEX\n"
-          "  inspect FILE.lhv1\n"
-          "  produce TOPIC KEY [--header name=value]... [--partition N] [--count N]\n"
-          "                                 value from stdin, as is (N records alike)\n"
-          "  consume TOPIC [--count N]                    from the beginning, JSON lines\n"
-          "  ls                        every index in the fleet (the Redis directory)\n"
-          "  status                    workers, partitions and lag (the Redis directory)\n"
-          "exit status: 0 ok, 1 error reply, 2 usage, 3 timeout, 4 Kafka/IO\n",
+          "                 [--reply-topic T] [--no-wait] [--redis URL] COMMAND [ARGS]...\n"
+          "  -b BROKERS         Kafka bootstrap servers; else -X kafka.bootstrap.servers,\n"
+          "                     $VECTORD_BROKERS, or the address an embedded vectord wrote\n"
+          "                     to ./var/vectord/bootstrap\n"
+          "  -X key=value       a configuration key (kafka.* keys go to librdkafka)\n"
+          "  --timeout MS       wait this long for Kafka and for each reply (default 30000)\n"
+          "  --json             print replies as JSON\n"
+          "  --reply-topic T    replies come back on T (default vectord.replies)\n"
+          "  --no-wait          return once Kafka has a command, without waiting for vectord\n"
+          "  --redis URL        the Redis directory for ls and status; else\n"
+          "                     -X directory.redis_url or $VECTORD_DIRECTORY_REDIS_URL\n"
+          "  -h, --help         this text;  --version  the version\n",
           f);
+    fputs("commands: vectorctl COMMAND --help shows a command's options\n", f);
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const vc_cmd *c = &commands[i];
+        char head[96];
+        snprintf(head, sizeof head, "%s %s", c->name, c->synopsis);
+        if (strlen(head) > 34)
+            fprintf(f, "  %s\n  %-34s %s\n", head, "", c->summary);
+        else
+            fprintf(f, "  %-34s %s\n", head, c->summary);
+    }
+    fputs("exit status: 0 ok, 1 error reply, 2 usage, 3 timeout, 4 Kafka/IO\n", f);
 }
 
-/* Value of option name in argv[from..], or def. */
-static const char *opt(int argc, char **argv, int from, const char *name, const char *def)
+static const vc_cmd *find_command(const char *name)
 {
-    for (int i = from; i < argc - 1; i++)
-        if (!strcmp(argv[i], name)) return argv[i + 1];
-    return def;
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(commands[i].name, name)) return &commands[i];
+    return NULL;
 }
 
-static int flag(int argc, char **argv, int from, const char *name)
+/* Brokers: -b, else -X kafka.bootstrap.servers, else $VECTORD_BROKERS,
+ * else what an embedded vectord in this directory wrote (buf). */
+static void find_brokers(ctl *c, char *buf, size_t cap)
 {
-    for (int i = from; i < argc; i++)
-        if (!strcmp(argv[i], name)) return 1;
-    return 0;
+    if (!c->brokers) c->brokers = vd_config_kafka(c->cfg, "bootstrap.servers");
+    if (!c->brokers) c->brokers = getenv("VECTORD_BROKERS");
+    if (!c->brokers) {
+        FILE *f = fopen(vd_config_str(c->cfg, "embedded.bootstrap.file"), "r");
+        if (f && fgets(buf, (int)cap, f)) {
+            buf[strcspn(buf, "\r\n")] = '\0';
+            c->brokers = buf;
+        }
+        if (f) fclose(f);
+    }
+    if (!c->brokers)
+        die(EXIT_USAGE, "no brokers: pass -b HOST:PORT, set VECTORD_BROKERS, or run vectord in "
+                        "embedded mode from this directory (it writes ./var/vectord/bootstrap)");
 }
 
 int main(int argc, char **argv)
@@ -883,113 +1170,143 @@ int main(int argc, char **argv)
     c.timeout_ms = 30000;
     c.t_reply = "vectord.replies";
     const char *redis_url = NULL;
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        if (!strcmp(argv[i], "-b") && i + 1 < argc)
-            c.brokers = argv[++i];
-        else if (!strcmp(argv[i], "-X") && i + 1 < argc) {
-            if (vd_config_set_kv(cfg, argv[++i], "-X", &err)) die(EXIT_USAGE, "%s", err.msg);
-        } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
-            c.timeout_ms = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--reply-topic") && i + 1 < argc)
-            c.t_reply = argv[++i];
-        else if (!strcmp(argv[i], "--redis") && i + 1 < argc)
-            redis_url = argv[++i];
-        else if (!strcmp(argv[i], "--json"))
+    opterr = 0;
+    int o;
+    while ((o = getopt_long(argc, argv, "+:b:X:h", global_opts, NULL)) != -1) {
+        switch (o) {
+        case 'b':
+            c.brokers = optarg;
+            break;
+        case 'X':
+            if (vd_config_set_kv(cfg, optarg, "-X", &err)) die(EXIT_USAGE, "%s", err.msg);
+            break;
+        case G_TIMEOUT:
+            c.timeout_ms = (int)vc_int(NULL, "--timeout", optarg, 1, INT32_MAX);
+            break;
+        case G_REPLY_TOPIC:
+            c.t_reply = optarg;
+            break;
+        case G_REDIS:
+            redis_url = optarg;
+            break;
+        case G_JSON:
             c.json_out = 1;
-        else if (!strcmp(argv[i], "--no-wait"))
+            break;
+        case G_NO_WAIT:
             c.no_wait = 1;
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            break;
+        case 'h':
+        case G_HELP:
             usage(stdout);
+            vd_config_free(cfg);
             return 0;
-        } else {
-            usage(stderr);
-            return EXIT_USAGE;
+        case G_VERSION:
+            printf("vectorctl %s\n", VECTORD_VERSION);
+            vd_config_free(cfg);
+            return 0;
+        default:
+            vc_opt_error(NULL, o, argv, global_opts, NULL, NULL);
         }
     }
-    if (i >= argc) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    const char *cmd = argv[i++];
-    if (!strcmp(cmd, "inspect")) {
-        if (i >= argc) die(EXIT_USAGE, "inspect needs a file");
+    if (optind >= argc) die(EXIT_USAGE, "no command (vectorctl --help lists them)");
+    const char *name = argv[optind];
+    const vc_cmd *spec = find_command(name);
+    if (!spec) die(EXIT_USAGE, "unknown command '%s' (vectorctl --help lists them)", name);
+    vc_args a;
+    vc_args_parse(spec, argc - optind, argv + optind, global_opts, &a);
+    const char *p0 = a.npos > 0 ? a.pos[0] : NULL, *p1 = a.npos > 1 ? a.pos[1] : NULL;
+
+    /* Everything is checked before connecting: a usage error never waits. */
+    if (!strcmp(name, "inspect")) {
         vd_config_free(cfg);
-        return cmd_inspect(argv[i]);
+        return cmd_inspect(p0);
     }
-    if (!strcmp(cmd, "ls") || !strcmp(cmd, "status")) {
-        int rc = !strcmp(cmd, "ls") ? cmd_ls(&c, redis_url) : cmd_status(&c, redis_url);
+    if (!strcmp(name, "ls") || !strcmp(name, "status")) {
+        int rc = !strcmp(name, "ls") ? cmd_ls(&c, redis_url) : cmd_status(&c, redis_url);
         vd_config_free(cfg);
         return rc;
     }
-    if (i >= argc) die(EXIT_USAGE, "%s needs an index name or a topic", cmd);
-    const char *index = argv[i++];
-    if (!c.brokers) c.brokers = vd_config_kafka(cfg, "bootstrap.servers");
-    if (!c.brokers) c.brokers = getenv("VECTORD_BROKERS");
-    char embedded[256];
-    if (!c.brokers) {
-        /* A vectord in embedded mode in this directory leaves its address here. */
-        FILE *f = fopen(vd_config_str(cfg, "embedded.bootstrap.file"), "r");
-        if (f && fgets(embedded, sizeof embedded, f)) {
-            embedded[strcspn(embedded, "\r\n")] = '\0';
-            c.brokers = embedded;
+    json_t *request = NULL, *vector = NULL;
+    vec_file vf = {0};
+    int64_t n1 = 0, n2 = 0, n3 = 0;
+    if (!strcmp(name, "create")) {
+        const char *dist = vc_arg(&a, VC_OPT_DISTANCE) ?: "cosine";
+        vd_distance d;
+        if (!vc_arg(&a, VC_OPT_DIM)) die(EXIT_USAGE, "create: --dim N is required");
+        if (vd_distance_parse(dist, strlen(dist), &d, &err))
+            die(EXIT_USAGE, "create: --distance: '%s' is not one of cosine, euclidean, dot", dist);
+        request = json_pack(
+            "{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:b}", "op", "create", "index", p0, "dimension",
+            (json_int_t)vc_int(name, "--dim", vc_arg(&a, VC_OPT_DIM), 1, INT32_MAX), "m",
+            (json_int_t)vc_int_or(name, "--m", vc_arg(&a, VC_OPT_M), 16, 1, INT32_MAX),
+            "ef_construction",
+            (json_int_t)vc_int_or(name, "--ef-construction", vc_arg(&a, VC_OPT_EF_CONSTRUCTION),
+                                  200, 1, INT32_MAX),
+            "ef_search",
+            (json_int_t)vc_int_or(name, "--ef-search", vc_arg(&a, VC_OPT_EF_SEARCH), 64, 1,
+                                  INT32_MAX),
+            "distance", dist, "if_not_exists", vc_arg(&a, VC_OPT_IF_NOT_EXISTS) != NULL);
+    } else if (!strcmp(name, "add")) {
+        n1 = vc_int_or(name, "--batch", vc_arg(&a, VC_OPT_BATCH), 500, 1, 1000000);
+        n2 = vc_int_or(name, "--max-in-flight", vc_arg(&a, VC_OPT_MAX_IN_FLIGHT), 8, 1, 1024);
+        vf_open(&vf, p1);
+    } else if (!strcmp(name, "delete")) {
+        json_t *ids = json_array();
+        for (size_t i = 1; i < a.npos; i++) json_array_append_new(ids, json_string(a.pos[i]));
+        request = json_pack("{s:s, s:s, s:o}", "op", "delete", "index", p0, "ids", ids);
+    } else if (!strcmp(name, "drop")) {
+        request = json_pack("{s:s, s:s, s:b}", "op", "drop", "index", p0, "if_exists",
+                            vc_arg(&a, VC_OPT_IF_EXISTS) != NULL);
+    } else if (!strcmp(name, "info")) {
+        request = json_pack("{s:s, s:s}", "op", "info", "index", p0);
+    } else if (!strcmp(name, "search")) {
+        const char *v = vc_arg(&a, VC_OPT_VECTOR), *q = vc_arg(&a, VC_OPT_QUERIES);
+        if (!v == !q) die(EXIT_USAGE, "search: one of --vector '[...]' or --queries FILE");
+        n1 = vc_int_or(name, "--k", vc_arg(&a, VC_OPT_K), 10, 1, INT32_MAX);
+        n2 = vc_int_or(name, "--ef", vc_arg(&a, VC_OPT_EF), 0, 1, INT32_MAX);
+        n3 = vc_int_or(name, "--min-offset", vc_arg(&a, VC_OPT_MIN_OFFSET), -1, 0, INT64_MAX);
+        if (v) {
+            json_error_t je;
+            vector = json_loads(v, JSON_DECODE_ANY, &je);
+            if (!json_is_array(vector))
+                die(EXIT_USAGE, "search: --vector: '%s' is not a JSON array%s%s", v,
+                    vector ? "" : ": ", vector ? "" : je.text);
+        } else {
+            vf_open(&vf, q);
         }
-        if (f) fclose(f);
+    } else if (!strcmp(name, "produce")) {
+        for (size_t i = 0; i < a.nheaders; i++)
+            if (!strchr(a.headers[i], '='))
+                die(EXIT_USAGE, "produce: --header: '%s' is not NAME=VALUE", a.headers[i]);
+        n1 = vc_int_or(name, "--partition", vc_arg(&a, VC_OPT_PARTITION), -1, 0, INT32_MAX);
+        n2 = vc_int_or(name, "--count", vc_arg(&a, VC_OPT_COUNT), 1, 1, INT64_MAX);
+    } else if (!strcmp(name, "consume")) {
+        n1 = vc_int_or(name, "--count", vc_arg(&a, VC_OPT_COUNT), -1, 1, INT64_MAX);
     }
-    if (!c.brokers)
-        die(EXIT_USAGE, "no brokers: pass -b HOST:PORT, set VECTORD_BROKERS, or run vectord in "
-                        "embedded mode from this directory (it writes ./var/vectord/bootstrap)");
+
+    char embedded[256];
+    find_brokers(&c, embedded, sizeof embedded);
     c.t_cmd = vd_config_str(cfg, "topic.commands");
     c.t_search = vd_config_str(cfg, "topic.search");
     ctl_connect(&c);
     int rc = 0;
-    if (!strcmp(cmd, "produce")) {
-        if (i >= argc) die(EXIT_USAGE, "produce needs TOPIC KEY");
-        rc = cmd_produce(&c, index, argv[i], argc, argv, i + 1);
-    } else if (!strcmp(cmd, "consume")) {
-        rc = cmd_consume(&c, index, atol(opt(argc, argv, i, "--count", "-1")));
-    } else if (!strcmp(cmd, "create")) {
-        const char *dim = opt(argc, argv, i, "--dim", NULL);
-        if (!dim) die(EXIT_USAGE, "create needs --dim N");
-        json_t *doc =
-            json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:s, s:b}", "op", "create", "index", index,
-                      "dimension", atoi(dim), "m", atoi(opt(argc, argv, i, "--m", "16")),
-                      "ef_construction", atoi(opt(argc, argv, i, "--ef-construction", "200")),
-                      "ef_search", atoi(opt(argc, argv, i, "--ef-search", "64")), "distance",
-                      opt(argc, argv, i, "--distance", "cosine"), "if_not_exists",
-                      flag(argc, argv, i, "--if-not-exists"));
-        rc = print_reply(&c, roundtrip(&c, c.t_cmd, index, doc));
-    } else if (!strcmp(cmd, "add")) {
-        if (i >= argc) die(EXIT_USAGE, "add needs a file (NDJSON, .fvecs, .bvecs or -)");
-        rc = cmd_add(&c, index, argv[i], (size_t)atoi(opt(argc, argv, i + 1, "--batch", "500")));
-    } else if (!strcmp(cmd, "delete")) {
-        json_t *ids = json_array();
-        for (; i < argc; i++) json_array_append_new(ids, json_string(argv[i]));
-        if (!json_array_size(ids)) die(EXIT_USAGE, "delete needs ids");
-        json_t *doc = json_pack("{s:s, s:s, s:o}", "op", "delete", "index", index, "ids", ids);
-        rc = print_reply(&c, roundtrip(&c, c.t_cmd, index, doc));
-    } else if (!strcmp(cmd, "drop")) {
-        json_t *doc = json_pack("{s:s, s:s, s:b}", "op", "drop", "index", index, "if_exists",
-                                flag(argc, argv, i, "--if-exists"));
-        rc = print_reply(&c, roundtrip(&c, c.t_cmd, index, doc));
-    } else if (!strcmp(cmd, "search")) {
-        const char *vec = opt(argc, argv, i, "--vector", NULL),
-                   *q = opt(argc, argv, i, "--queries", NULL);
-        if (!vec == !q) die(EXIT_USAGE, "search needs one of --vector '[...]' or --queries FILE");
-        rc = cmd_search(&c, index, vec, q, atoi(opt(argc, argv, i, "--k", "10")),
-                        atoi(opt(argc, argv, i, "--ef", "0")),
-                        atoll(opt(argc, argv, i, "--min-offset", "-1")));
-    } else if (!strcmp(cmd, "info")) {
-        json_t *doc = json_pack("{s:s, s:s}", "op", "info", "index", index);
-        rc = print_reply(&c, roundtrip(&c, c.t_search, index, doc));
-    } else {
-        usage(stderr);
-        rc = EXIT_USAGE;
-    }
+    if (!strcmp(name, "produce"))
+        rc = cmd_produce(&c, p0, p1, a.headers, a.nheaders, (int32_t)n1, n2);
+    else if (!strcmp(name, "consume"))
+        rc = cmd_consume(&c, p0, n1);
+    else if (!strcmp(name, "add"))
+        rc = cmd_add(&c, p0, &vf, p1, (size_t)n1, (size_t)n2);
+    else if (!strcmp(name, "search"))
+        rc = cmd_search(&c, p0, vector, &vf, vc_arg(&a, VC_OPT_QUERIES), n1, n2, n3);
+    else
+        rc = print_reply(&c,
+                         roundtrip(&c, !strcmp(name, "info") ? c.t_search : c.t_cmd, p0, request));
     rd_kafka_flush(c.producer, 5000);
     rd_kafka_consumer_close(c.consumer);
     rd_kafka_destroy(c.consumer);
     rd_kafka_destroy(c.producer);
     vd_config_free(cfg);
+    free(a.pos);
+    free(a.headers);
     return rc;
 }

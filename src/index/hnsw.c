@@ -60,12 +60,41 @@ struct vd_scratch {
     float *query; /* normalised / zero-padded query, stride floats */
 };
 
-static int heap_reserve(heap *h, uint32_t n)
+/* Every allocation the index makes for itself or its scratch space goes
+ * through these, so a test can make any one of them fail
+ * (vd_index_test_fail_alloc). */
+static void *ix_malloc(vd_index *ix, size_t n)
+{
+    return vd_index_alloc_fault(ix) ? NULL : malloc(n);
+}
+
+static void *ix_calloc(vd_index *ix, size_t n, size_t size)
+{
+    return vd_index_alloc_fault(ix) ? NULL : calloc(n, size);
+}
+
+static void *ix_realloc(vd_index *ix, void *p, size_t n)
+{
+    return vd_index_alloc_fault(ix) ? NULL : realloc(p, n);
+}
+
+void vd_index_test_fail_alloc(vd_index *ix, uint32_t nth)
+{
+    ix->fail_alloc = nth;
+    ix->fail_fired = 0;
+}
+
+int vd_index_test_alloc_failed(const vd_index *ix)
+{
+    return ix->fail_fired;
+}
+
+static int heap_reserve(vd_index *ix, heap *h, uint32_t n)
 {
     if (n <= h->cap) return 0;
     uint32_t cap = h->cap ? h->cap : 64;
-    while (cap < n) cap *= 2;
-    cand *a = realloc(h->a, (size_t)cap * sizeof *a);
+    while (cap < n) cap = cap > UINT32_MAX / 2 ? n : cap * 2;
+    cand *a = ix_realloc(ix, h->a, (size_t)cap * sizeof *a);
     if (!a) return -1;
     h->a = a;
     h->cap = cap;
@@ -153,16 +182,18 @@ static vd_scratch *scratch_get(vd_index *ix, uint32_t ef)
     if (ix->npool) s = ix->pool[--ix->npool];
     pthread_mutex_unlock(&ix->pool_lock);
     if (!s) {
-        s = calloc(1, sizeof *s);
+        s = ix_calloc(ix, 1, sizeof *s);
         if (!s) return NULL;
-        s->query = aligned_alloc(64, ((size_t)ix->stride * sizeof(float) + 63) / 64 * 64);
+        s->query = vd_index_alloc_fault(ix)
+                       ? NULL
+                       : aligned_alloc(64, ((size_t)ix->stride * sizeof(float) + 63) / 64 * 64);
         s->buf_cap = ix->m0 + 1;
-        s->buf = malloc(s->buf_cap * sizeof *s->buf);
+        s->buf = s->query ? ix_malloc(ix, s->buf_cap * sizeof *s->buf) : NULL;
         if (!s->query || !s->buf) goto fail;
     }
     if (s->tags_cap < ix->cap) {
         free(s->tags);
-        s->tags = calloc(ix->cap, sizeof *s->tags);
+        s->tags = ix_calloc(ix, ix->cap, sizeof *s->tags);
         if (!s->tags) {
             s->tags_cap = 0;
             goto fail;
@@ -174,7 +205,8 @@ static vd_scratch *scratch_get(vd_index *ix, uint32_t ef)
         memset(s->tags, 0, (size_t)s->tags_cap * sizeof *s->tags);
         s->cur = 1;
     }
-    if (heap_reserve(&s->res, ef + 2) || heap_reserve(&s->cands, ef + ix->m0 + 2)) goto fail;
+    if (heap_reserve(ix, &s->res, ef + 2) || heap_reserve(ix, &s->cands, ef + ix->m0 + 2))
+        goto fail;
     s->cands.n = s->res.n = 0;
     return s;
 fail:
@@ -201,20 +233,20 @@ static void scratch_put(vd_index *ix, vd_scratch *s)
 }
 
 /* Grows a scratch's unvisited buffer to hold n entries. */
-static int scratch_buf(vd_scratch *s, uint32_t n)
+static int scratch_buf(vd_index *ix, vd_scratch *s, uint32_t n)
 {
     if (n <= s->buf_cap) return 0;
-    uint32_t *b = realloc(s->buf, (size_t)n * sizeof *b);
+    uint32_t *b = ix_realloc(ix, s->buf, (size_t)n * sizeof *b);
     if (!b) return -1;
     s->buf = b;
     s->buf_cap = n;
     return 0;
 }
 
-static int scratch_sel(vd_scratch *s, uint32_t n)
+static int scratch_sel(vd_index *ix, vd_scratch *s, uint32_t n)
 {
     if (n <= s->sel_cap) return 0;
-    cand *b = realloc(s->sel, (size_t)n * sizeof *b);
+    cand *b = ix_realloc(ix, s->sel, (size_t)n * sizeof *b);
     if (!b) return -1;
     s->sel = b;
     s->sel_cap = n;
@@ -329,20 +361,32 @@ static void table_insert_raw(uint32_t *table, uint32_t mask, const vd_node *node
     table[i] = slot;
 }
 
+/*
+ * Makes room for live ids at a load factor of at most one half, by
+ * doubling and rehashing. On failure the table is as it was. (Which bucket
+ * an id sits in is never serialised: growing early changes no payload.)
+ */
+static vd_err table_reserve(vd_index *ix, size_t live)
+{
+    size_t nb = (size_t)ix->table_mask + 1;
+    if (live * 2 <= nb) return VD_OK;
+    while (live * 2 > nb) nb *= 2;
+    if (nb > (size_t)1 << 31) return VD_ERR_NOMEM;
+    uint32_t *t = ix_malloc(ix, nb * sizeof *t);
+    if (!t) return VD_ERR_NOMEM;
+    memset(t, 0xFF, nb * sizeof *t);
+    for (uint32_t i = 0; i <= ix->table_mask; i++)
+        if (ix->table[i] != VD_NONE) table_insert_raw(t, (uint32_t)nb - 1, ix->nodes, ix->table[i]);
+    free(ix->table);
+    ix->table = t;
+    ix->table_mask = (uint32_t)nb - 1;
+    return VD_OK;
+}
+
 vd_err vd_index_table_put(vd_index *ix, uint32_t slot)
 {
     /* Keep the load factor at or below one half. */
-    if ((size_t)(ix->live + 1) * 2 > (size_t)ix->table_mask + 1) {
-        uint32_t nb = (ix->table_mask + 1) * 2;
-        uint32_t *t = malloc((size_t)nb * sizeof *t);
-        if (!t) return VD_ERR_NOMEM;
-        memset(t, 0xFF, (size_t)nb * sizeof *t);
-        for (uint32_t i = 0; i <= ix->table_mask; i++)
-            if (ix->table[i] != VD_NONE) table_insert_raw(t, nb - 1, ix->nodes, ix->table[i]);
-        free(ix->table);
-        ix->table = t;
-        ix->table_mask = nb - 1;
-    }
+    if (table_reserve(ix, (size_t)ix->live + 1)) return VD_ERR_NOMEM;
     table_insert_raw(ix->table, ix->table_mask, ix->nodes, slot);
     return VD_OK;
 }
@@ -380,8 +424,9 @@ static void table_del(vd_index *ix, uint32_t slot)
  * zero-filled from the kernel, and freed memory goes back at once instead
  * of lingering in the heap.
  */
-static void *map_grow(void *old, size_t old_bytes, size_t new_bytes)
+static void *map_grow(vd_index *ix, void *old, size_t old_bytes, size_t new_bytes)
 {
+    if (vd_index_alloc_fault(ix)) return NULL;
     void *p =
         old ? mremap(old, old_bytes, new_bytes, MREMAP_MAYMOVE)
             : mmap(NULL, new_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -419,14 +464,15 @@ static vd_err grow(vd_index *ix, uint32_t need)
     uint32_t cap = ix->cap ? ix->cap : 16;
     while (cap < need) cap = cap > UINT32_MAX / 2 ? UINT32_MAX - 1 : cap * 2;
     /* Each step either fully succeeds or leaves that array as it was. */
-    float *v = map_grow(ix->vecs, vecs_bytes(ix, ix->cap), vecs_bytes(ix, cap));
+    float *v = map_grow(ix, ix->vecs, vecs_bytes(ix, ix->cap), vecs_bytes(ix, cap));
     if (v) ix->vecs = v;
-    uint32_t *l = v ? map_grow(ix->links0, links0_bytes(ix, ix->cap), links0_bytes(ix, cap)) : NULL;
+    uint32_t *l =
+        v ? map_grow(ix, ix->links0, links0_bytes(ix, ix->cap), links0_bytes(ix, cap)) : NULL;
     if (l) ix->links0 = l;
     vd_node *n =
-        l ? map_grow(ix->nodes, (size_t)ix->cap * sizeof *n, (size_t)cap * sizeof *n) : NULL;
+        l ? map_grow(ix, ix->nodes, (size_t)ix->cap * sizeof *n, (size_t)cap * sizeof *n) : NULL;
     if (n) ix->nodes = n;
-    uint8_t *dead = n ? map_grow(ix->dead, ix->cap, cap) : NULL;
+    uint8_t *dead = n ? map_grow(ix, ix->dead, ix->cap, cap) : NULL;
     if (!dead) {
         /* Undo whatever grew, so every array matches ix->cap again. */
         if (v) ix->vecs = map_shrink(ix->vecs, vecs_bytes(ix, cap), vecs_bytes(ix, ix->cap));
@@ -689,7 +735,7 @@ static uint32_t greedy(const vd_index *ix, const float *q, uint32_t ep, float *e
  * Best-first search of one level from entry ep: leaves the ef nearest live
  * nodes in s->res (a max-heap). Tombstones are traversed, never returned.
  */
-static void search_level(const vd_index *ix, vd_scratch *s, const float *q, uint32_t ep, float ep_d,
+static void search_level(vd_index *ix, vd_scratch *s, const float *q, uint32_t ep, float ep_d,
                          uint32_t ef, int level)
 {
     heap *cands = &s->cands, *res = &s->res;
@@ -711,7 +757,9 @@ static void search_level(const vd_index *ix, vd_scratch *s, const float *q, uint
         const uint32_t *l = vd_links(ix, c.id, level);
         uint32_t cnt = l[0], nnew = 0;
         uint32_t *buf = s->buf;
-        if (cands->n + cnt > cands->cap && heap_reserve(cands, cands->n + cnt)) break;
+        /* A write reserved room for every slot (reserve_scratch): this
+         * never fails inside one. */
+        if (cands->n + cnt > cands->cap && heap_reserve(ix, cands, cands->n + cnt)) break;
         for (uint32_t j = 1; j <= cnt; j++) {
             uint32_t nb = l[j];
             if (tags[nb] != cur) {
@@ -807,7 +855,7 @@ static vd_err link_back(vd_index *ix, vd_scratch *s, uint32_t node, uint32_t nb,
         l[0]++;
         return VD_OK;
     }
-    if (scratch_sel(s, max + 1)) return VD_ERR_NOMEM;
+    if (scratch_sel(ix, s, max + 1)) return VD_ERR_NOMEM;
     const float *v = vd_vec(ix, node);
     for (uint32_t j = 0; j < cnt; j++) {
         s->sel[j].id = l[1 + j];
@@ -843,7 +891,7 @@ static vd_err insert_slot(vd_index *ix, vd_scratch *s, uint32_t slot)
         }
         search_level(ix, s, q, ep, ep_d, ef, l);
         uint32_t n = s->res.n;
-        if (scratch_sel(s, n + 1)) return VD_ERR_NOMEM;
+        if (scratch_sel(ix, s, n + 1)) return VD_ERR_NOMEM;
         memcpy(s->sel, s->res.a, n * sizeof *s->sel);
         uint32_t kept = select_neighbors(ix, s->sel, n, ix->m);
         if (kept == 0) continue; /* only tombstones around: keep the entry */
@@ -864,12 +912,16 @@ static vd_err insert_slot(vd_index *ix, vd_scratch *s, uint32_t slot)
     return VD_OK;
 }
 
-static int random_level(vd_index *ix)
+/*
+ * The level of a new node, drawn from the splitmix64 generator whose state
+ * is *rng: the index's own, or a copy to look ahead with (reserve_batch).
+ */
+static int draw_level(const vd_index *ix, uint64_t *rng)
 {
     int level = 0;
     for (;;) {
         /* splitmix64 */
-        uint64_t z = (ix->rng += 0x9E3779B97F4A7C15ull);
+        uint64_t z = (*rng += 0x9E3779B97F4A7C15ull);
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
         z ^= z >> 31;
@@ -879,7 +931,15 @@ static int random_level(vd_index *ix)
 }
 
 /* ------------------------------------------------------------------ */
-/* Add, delete, repair. */
+/* Add, delete, repair.
+ *
+ * Each write is all or nothing. Everything it may need is taken first,
+ * while the index is unchanged: the slot arrays grown, the id table and the
+ * free list sized, the scratch space sized for every slot, each item's
+ * id/metadata copy and the upper link lists of the levels the generator
+ * will draw (looked ahead on a copy of its state). A failure there returns
+ * VD_ERR_NOMEM with the index as it was: what was grown is capacity only,
+ * which no payload shows. Then the write runs without allocating. */
 
 static vd_err check_id(const vd_index *ix, const char *id, size_t len, const char *field, size_t i,
                        vd_error *err)
@@ -894,14 +954,19 @@ static vd_err check_id(const vd_index *ix, const char *id, size_t len, const cha
     return VD_OK;
 }
 
-vd_err vd_index_check_items(const vd_index *ix, const vd_item *items, size_t n, vd_error *err)
+static vd_err check_batch_size(const vd_index *ix, size_t n, vd_error *err)
 {
     if (n > ix->lim.max_batch)
         return vd_error_set(err, VD_ERR_LIMIT, "items: %zu items exceeds the limit of %u per batch",
                             n, ix->lim.max_batch);
+    return VD_OK;
+}
+
+/* The checks of vd_index_check_items; tmp holds stride floats. */
+static vd_err check_items(const vd_index *ix, const vd_item *items, size_t n, float *tmp,
+                          vd_error *err)
+{
     char field[48];
-    float *tmp = malloc((size_t)ix->stride * sizeof *tmp);
-    if (!tmp) return vd_error_set(err, VD_ERR_NOMEM, "items: out of memory");
     vd_err rc = VD_OK;
     for (size_t i = 0; i < n && !rc; i++) {
         const vd_item *it = &items[i];
@@ -917,18 +982,33 @@ vd_err vd_index_check_items(const vd_index *ix, const vd_item *items, size_t n, 
             rc = prepare_vector(ix, it->vector, it->vector_len, tmp, field, err);
         }
     }
+    return rc;
+}
+
+vd_err vd_index_check_items(const vd_index *ix, const vd_item *items, size_t n, vd_error *err)
+{
+    vd_err rc = check_batch_size(ix, n, err);
+    if (rc) return rc;
+    float *tmp = malloc((size_t)ix->stride * sizeof *tmp);
+    if (!tmp) return vd_error_set(err, VD_ERR_NOMEM, "items: out of memory");
+    rc = check_items(ix, items, n, tmp, err);
     free(tmp);
     return rc;
 }
 
-static uint8_t *make_blob(const vd_item *it, size_t *len)
+static uint8_t *make_blob(vd_index *ix, const vd_item *it)
 {
-    *len = it->id_len + it->metadata_len;
-    uint8_t *b = malloc(*len ? *len : 1);
+    size_t len = it->id_len + it->metadata_len;
+    uint8_t *b = ix_malloc(ix, len ? len : 1);
     if (!b) return NULL;
     memcpy(b, it->id, it->id_len);
     if (it->metadata_len) memcpy(b + it->id_len, it->metadata, it->metadata_len);
     return b;
+}
+
+static size_t upper_bytes(const vd_index *ix, int level)
+{
+    return (size_t)level * (1 + ix->m) * sizeof(uint32_t);
 }
 
 /* Marks a live slot deleted: out of the id table, still routing searches. */
@@ -946,44 +1026,113 @@ static void tombstone(vd_index *ix, uint32_t slot)
     ix->deleted++;
 }
 
-static vd_err add_one(vd_index *ix, vd_scratch *s, const vd_item *it)
+/* Room in the free list for n slots, so that a repair never allocates. */
+static vd_err free_reserve(vd_index *ix, size_t n)
+{
+    if (n <= ix->free_cap) return VD_OK;
+    size_t cap = (size_t)ix->free_cap + ix->free_cap / 2;
+    if (cap < n) cap = n;
+    if (cap > UINT32_MAX) cap = UINT32_MAX;
+    uint32_t *f = ix_realloc(ix, ix->free_slots, cap * sizeof *f);
+    if (!f) return VD_ERR_NOMEM;
+    ix->free_slots = f;
+    ix->free_cap = (uint32_t)cap;
+    return VD_OK;
+}
+
+/*
+ * Sizes s so that a write never allocates: its candidate heap for every
+ * one of slots slots (a search tags a slot once, so it never holds more;
+ * 0: no search follows), its selection and breadth-first buffers for
+ * neighbour selection at ef and for a repair. Its visited tags already
+ * cover the capacity (scratch_get, after any growth).
+ */
+static int reserve_scratch(vd_index *ix, vd_scratch *s, uint32_t ef, uint32_t slots)
+{
+    uint32_t sel = ef + 1 > 8 * ix->m0 ? ef + 1 : 8 * ix->m0;
+    if (slots && heap_reserve(ix, &s->cands, slots + ix->m0 + 2)) return -1;
+    return scratch_sel(ix, s, sel) || scratch_buf(ix, s, 5 * ix->m0 + 1);
+}
+
+/* What an add batch takes before it changes anything (reserve_batch). */
+typedef struct batch {
+    uint8_t **blob;   /* per item, its id and metadata bytes; NULL once used */
+    uint32_t **upper; /* per level drawn, its upper link lists (NULL: level 0) */
+    uint8_t *level;   /* the levels the next n draws give */
+    size_t drawn;     /* draws made so far */
+} batch;
+
+static void batch_free(batch *b, size_t n)
+{
+    if (!b->blob) return;
+    for (size_t i = 0; i < n; i++) {
+        free(b->blob[i]);
+        free(b->upper[i]);
+    }
+    free(b->blob);
+}
+
+/*
+ * Takes everything n items can need, as if none were an upsert of an
+ * unchanged vector (that one needs only its blob): a slot each beyond the
+ * free list, a table entry each, a free list entry each for a repair, a
+ * draw each from the level generator. *sp gets the scratch (the caller
+ * puts it back, also on failure). Returns VD_OK, VD_ERR_LIMIT (the index
+ * would pass 2^32 - 1 slots) or VD_ERR_NOMEM, the index unchanged.
+ */
+static vd_err reserve_batch(vd_index *ix, const vd_item *items, size_t n, uint32_t ef, batch *b,
+                            vd_scratch **sp, vd_error *err)
+{
+    size_t fresh = n > ix->nfree ? n - ix->nfree : 0;
+    if (fresh > (size_t)(VD_NONE - 1) - ix->nslots)
+        return vd_error_set(err, VD_ERR_LIMIT, "index %s: %zu more items would pass %u slots",
+                            ix->name, n, VD_NONE - 1);
+    uint32_t slots = ix->nslots + (uint32_t)fresh;
+    if (grow(ix, slots) || table_reserve(ix, (size_t)ix->live + n) ||
+        free_reserve(ix, (size_t)ix->nfree + ix->deleted + n))
+        goto nomem;
+    if (!(*sp = scratch_get(ix, ef)) || reserve_scratch(ix, *sp, ef, slots)) goto nomem;
+    if (!(b->blob = ix_calloc(ix, n ? n : 1, 2 * sizeof(void *) + 1))) goto nomem;
+    b->upper = (uint32_t **)(b->blob + n);
+    b->level = (uint8_t *)(b->upper + n);
+    uint64_t rng = ix->rng;
+    for (size_t i = 0; i < n; i++) {
+        if (!(b->blob[i] = make_blob(ix, &items[i]))) goto nomem;
+        int level = draw_level(ix, &rng);
+        b->level[i] = (uint8_t)level;
+        if (level && !(b->upper[i] = ix_calloc(ix, 1, upper_bytes(ix, level)))) goto nomem;
+    }
+    return VD_OK;
+nomem:
+    return vd_error_set(err, VD_ERR_NOMEM,
+                        "index %s: out of memory for a batch of %zu items (nothing applied)",
+                        ix->name, n);
+}
+
+/* Applies item i of a batch from what b reserved: allocates nothing. */
+static vd_err add_one(vd_index *ix, vd_scratch *s, const vd_item *it, batch *b, size_t i)
 {
     float *v = s->query;
     vd_err rc = prepare_vector(ix, it->vector, it->vector_len, v, "vector", NULL);
     if (rc) return rc; /* cannot happen: the batch was checked */
     uint32_t old = vd_index_table_get(ix, it->id, it->id_len);
-    size_t blen;
-    uint8_t *blob;
+    size_t blen = it->id_len + it->metadata_len;
+    uint8_t *blob = b->blob[i];
+    b->blob[i] = NULL;
     if (old != VD_NONE && memcmp(vd_vec(ix, old), v, (size_t)ix->stride * sizeof(float)) == 0) {
         /* Same vector: only the metadata changes. */
         vd_node *n = &ix->nodes[old];
-        if (!(blob = make_blob(it, &blen))) return VD_ERR_NOMEM;
         ix->blob_bytes += blen - (n->id_len + n->meta_len);
         free(n->blob);
         n->blob = blob;
         n->meta_len = (uint32_t)it->metadata_len;
         return VD_OK;
     }
-    uint32_t slot;
-    if (ix->nfree) {
-        slot = ix->free_slots[ix->nfree - 1];
-    } else {
-        if (ix->nslots == VD_NONE - 1) return VD_ERR_LIMIT;
-        if ((rc = grow(ix, ix->nslots + 1))) return rc;
-        slot = ix->nslots;
-    }
-    int level = random_level(ix);
-    if (!(blob = make_blob(it, &blen))) return VD_ERR_NOMEM;
-    uint32_t *upper = NULL;
-    size_t ubytes = (size_t)level * (1 + ix->m) * sizeof(uint32_t);
-    if (level && !(upper = calloc(1, ubytes))) {
-        free(blob);
-        return VD_ERR_NOMEM;
-    }
-    if (ix->nfree)
-        ix->nfree--;
-    else
-        ix->nslots++;
+    /* Reserved: a slot (free or within the capacity), this draw's lists. */
+    uint32_t slot = ix->nfree ? ix->free_slots[--ix->nfree] : ix->nslots++;
+    int level = draw_level(ix, &ix->rng);
+    uint32_t *upper = b->upper[b->drawn];
+    b->upper[b->drawn++] = NULL;
     if (old != VD_NONE) tombstone(ix, old);
     vd_node *n = &ix->nodes[slot];
     n->blob = blob;
@@ -993,56 +1142,62 @@ static vd_err add_one(vd_index *ix, vd_scratch *s, const vd_item *it)
     n->level = (uint8_t)level;
     n->state = SLOT_LIVE;
     ix->blob_bytes += blen;
-    ix->upper_bytes += ubytes;
+    ix->upper_bytes += upper_bytes(ix, level);
     memcpy(vd_vec(ix, slot), v, (size_t)ix->stride * sizeof(float));
     ix->links0[(size_t)slot * (1 + ix->m0)] = 0;
-    if ((rc = vd_index_table_put(ix, slot))) return rc;
+    table_insert_raw(ix->table, ix->table_mask, ix->nodes, slot); /* sized for it */
     ix->live++;
-    /* The scratch was sized for the old capacity. */
-    if (s->tags_cap < ix->cap) {
-        uint16_t *t = calloc(ix->cap, sizeof *t);
-        if (!t) return VD_ERR_NOMEM;
-        free(s->tags);
-        s->tags = t;
-        s->tags_cap = ix->cap;
-        s->cur = 0;
-    }
     return insert_slot(ix, s, slot);
 }
 
-static vd_err repair_locked(vd_index *ix, vd_error *err);
-
-static vd_err maybe_repair(vd_index *ix, vd_error *err)
+/* Whether the tombstones are due for a repair. */
+static int repair_due(const vd_index *ix)
 {
-    if (ix->deleted == 0) return VD_OK;
+    if (ix->deleted == 0) return 0;
     double frac = (double)ix->deleted / (double)(ix->live + ix->deleted);
-    if (frac < ix->lim.repair_threshold) return VD_OK;
-    return repair_locked(ix, err);
+    return frac >= ix->lim.repair_threshold;
 }
+
+static vd_err repair_run(vd_index *ix, vd_scratch *s, vd_error *err);
 
 vd_err vd_index_add(vd_index *ix, const vd_item *items, size_t n, vd_error *err)
 {
-    vd_err rc = vd_index_check_items(ix, items, n, err);
+    vd_err rc = check_batch_size(ix, n, err);
+    if (rc) return rc;
+    float *tmp = ix_malloc(ix, (size_t)ix->stride * sizeof *tmp);
+    if (!tmp) return vd_error_set(err, VD_ERR_NOMEM, "items: out of memory");
+    rc = check_items(ix, items, n, tmp, err);
+    free(tmp);
     if (rc) return rc;
     pthread_rwlock_wrlock(&ix->lock);
     uint32_t ef = ix->p.ef_construction > ix->m ? ix->p.ef_construction : ix->m;
-    vd_scratch *s = scratch_get(ix, ef);
-    if (!s) {
-        rc = vd_error_set(err, VD_ERR_NOMEM, "index %s: out of memory", ix->name);
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if ((rc = add_one(ix, s, &items[i]))) {
-            vd_error_set(err, rc, "items[%zu]: %s while inserting", i, vd_strerror(rc));
-            break;
+    batch b = {0};
+    vd_scratch *s = NULL;
+    if (!(rc = reserve_batch(ix, items, n, ef, &b, &s, err))) {
+        for (size_t i = 0; i < n && !rc; i++) {
+            if ((rc = add_one(ix, s, &items[i], &b, i)))
+                vd_error_set(err, rc, "items[%zu]: %s while inserting (part of the batch applied)",
+                             i, vd_strerror(rc));
         }
+        /* The batch reserved what a repair needs too. */
+        if (!rc && repair_due(ix)) rc = repair_run(ix, s, err);
     }
-    scratch_put(ix, s);
-    if (!rc) rc = maybe_repair(ix, err);
-out:
+    if (s) scratch_put(ix, s);
+    batch_free(&b, n);
     vd_index_stats_publish(ix);
     pthread_rwlock_unlock(&ix->lock);
     return rc;
+}
+
+/* What a repair of tombstones tombstones needs, taken first: room in the
+ * free list for them and a scratch sized for it. */
+static vd_err repair_reserve(vd_index *ix, size_t tombstones, vd_scratch **sp, vd_error *err)
+{
+    if (free_reserve(ix, (size_t)ix->nfree + tombstones) || !(*sp = scratch_get(ix, ix->m0)) ||
+        reserve_scratch(ix, *sp, ix->m0, 0))
+        return vd_error_set(err, VD_ERR_NOMEM, "index %s: out of memory (nothing changed)",
+                            ix->name);
+    return VD_OK;
 }
 
 vd_err vd_index_delete(vd_index *ix, const char *const *ids, const size_t *lens, size_t n,
@@ -1056,8 +1211,14 @@ vd_err vd_index_delete(vd_index *ix, const char *const *ids, const size_t *lens,
             return vd_error_set(err, VD_ERR_INVALID_VECTOR, "ids[%zu]: empty", i);
     }
     size_t del = 0, unk = 0;
+    vd_err rc = VD_OK;
+    vd_scratch *s = NULL;
     pthread_rwlock_wrlock(&ix->lock);
-    for (size_t i = 0; i < n; i++) {
+    /* If the deletes may bring a repair, what it needs first. */
+    size_t most = ix->deleted + (n < ix->live ? n : ix->live);
+    if (most && (double)most / (double)(ix->live + ix->deleted) >= ix->lim.repair_threshold)
+        rc = repair_reserve(ix, most, &s, err);
+    for (size_t i = 0; !rc && i < n; i++) {
         uint32_t slot = vd_index_table_get(ix, ids[i], lens[i]);
         if (slot == VD_NONE) {
             unk++;
@@ -1066,7 +1227,8 @@ vd_err vd_index_delete(vd_index *ix, const char *const *ids, const size_t *lens,
             del++;
         }
     }
-    vd_err rc = maybe_repair(ix, err);
+    if (!rc && repair_due(ix)) rc = repair_run(ix, s, err);
+    if (s) scratch_put(ix, s);
     vd_index_stats_publish(ix);
     pthread_rwlock_unlock(&ix->lock);
     if (deleted) *deleted = del;
@@ -1078,7 +1240,7 @@ vd_err vd_index_delete(vd_index *ix, const char *const *ids, const size_t *lens,
  * Collects into s->sel the live nodes that replace the tombstones in
  * slot's list at level: its live neighbours, then live nodes reached by
  * walking through tombstones (breadth first, bounded). Returns the count,
- * or -1 on allocation failure.
+ * or -1 when s was not sized for it (reserve_scratch).
  */
 static long repair_candidates(vd_index *ix, vd_scratch *s, uint32_t slot, int level)
 {
@@ -1093,7 +1255,7 @@ static long repair_candidates(vd_index *ix, vd_scratch *s, uint32_t slot, int le
     s->tags[slot] = s->cur;
     const uint32_t *l = vd_links(ix, slot, level);
     uint32_t cnt = l[0];
-    if (scratch_buf(s, walk_limit + max + 1) || scratch_sel(s, 8 * max)) return -1;
+    if (scratch_buf(ix, s, walk_limit + max + 1) || scratch_sel(ix, s, 8 * max)) return -1;
     for (uint32_t j = 1; j <= cnt; j++) {
         uint32_t nb = l[j];
         if (s->tags[nb] == s->cur) continue;
@@ -1121,20 +1283,15 @@ static long repair_candidates(vd_index *ix, vd_scratch *s, uint32_t slot, int le
     return nsel;
 }
 
-static vd_err repair_locked(vd_index *ix, vd_error *err)
+/*
+ * Re-links every list that points at a tombstone and frees the
+ * tombstones' slots. s and the free list were sized beforehand
+ * (repair_reserve, or the batch's reservation), so nothing is allocated.
+ */
+static vd_err repair_run(vd_index *ix, vd_scratch *s, vd_error *err)
 {
-    vd_scratch *s = scratch_get(ix, ix->m0);
-    if (!s) return vd_error_set(err, VD_ERR_NOMEM, "index %s: out of memory in repair", ix->name);
-    /* Grow the free list first so freeing cannot fail half way. */
-    if (ix->free_cap < ix->nfree + ix->deleted) {
-        uint32_t *f = realloc(ix->free_slots, (size_t)(ix->nfree + ix->deleted) * sizeof *f);
-        if (!f) {
-            scratch_put(ix, s);
-            return vd_error_set(err, VD_ERR_NOMEM, "index %s: out of memory in repair", ix->name);
-        }
-        ix->free_slots = f;
-        ix->free_cap = ix->nfree + ix->deleted;
-    }
+    if (ix->free_cap < ix->nfree + ix->deleted) /* cannot happen: reserved */
+        return vd_error_set(err, VD_ERR_NOMEM, "index %s: free list not reserved", ix->name);
     for (uint32_t u = 0; u < ix->nslots; u++) {
         if (ix->nodes[u].state != SLOT_LIVE) continue;
         for (int level = 0; level <= ix->nodes[u].level; level++) {
@@ -1144,16 +1301,14 @@ static vd_err repair_locked(vd_index *ix, vd_error *err)
                 if (ix->nodes[l[j]].state != SLOT_LIVE) break;
             if (j > cnt) continue;
             long n = repair_candidates(ix, s, u, level);
-            if (n < 0) {
-                scratch_put(ix, s);
-                return vd_error_set(err, VD_ERR_NOMEM, "index %s: out of memory in repair",
+            if (n < 0) /* cannot happen: reserved */
+                return vd_error_set(err, VD_ERR_NOMEM,
+                                    "index %s: out of memory in repair (part of it applied)",
                                     ix->name);
-            }
             uint32_t kept = select_neighbors(ix, s->sel, (uint32_t)n, level_max(ix, level));
             set_links(ix, u, level, s->sel, kept);
         }
     }
-    scratch_put(ix, s);
     /* A new entry point when the old one is gone: highest level, lowest slot. */
     if (ix->entry != VD_NONE && ix->nodes[ix->entry].state != SLOT_LIVE) {
         ix->entry = VD_NONE;
@@ -1169,7 +1324,7 @@ static vd_err repair_locked(vd_index *ix, vd_error *err)
     for (uint32_t u = ix->nslots; u-- > 0;) {
         vd_node *n = &ix->nodes[u];
         if (n->state != SLOT_DELETED) continue;
-        ix->upper_bytes -= (size_t)n->level * (1 + ix->m) * sizeof(uint32_t);
+        ix->upper_bytes -= upper_bytes(ix, n->level);
         free(n->upper);
         memset(n, 0, sizeof *n);
         ix->links0[(size_t)u * (1 + ix->m0)] = 0;
@@ -1185,7 +1340,11 @@ static vd_err repair_locked(vd_index *ix, vd_error *err)
 vd_err vd_index_compact(vd_index *ix, vd_error *err)
 {
     pthread_rwlock_wrlock(&ix->lock);
-    vd_err rc = ix->deleted ? repair_locked(ix, err) : VD_OK;
+    vd_err rc = VD_OK;
+    vd_scratch *s = NULL;
+    if (ix->deleted && !(rc = repair_reserve(ix, ix->deleted, &s, err)))
+        rc = repair_run(ix, s, err);
+    if (s) scratch_put(ix, s);
     vd_index_stats_publish(ix);
     pthread_rwlock_unlock(&ix->lock);
     return rc;

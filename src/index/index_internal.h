@@ -83,6 +83,11 @@ struct vd_index {
     pthread_mutex_t pool_lock;
     vd_scratch **pool;
     size_t npool, pool_cap;
+
+    /* Test hook (vd_index_test_fail_alloc): the allocation, counted down
+     * from here, that fails; 0 when off. */
+    uint32_t fail_alloc;
+    int fail_fired;
 };
 
 static inline float *vd_vec(const struct vd_index *ix, uint32_t slot)
@@ -111,5 +116,28 @@ vd_err vd_index_table_put(struct vd_index *ix, uint32_t slot);
 
 /* Returns the slot holding id, or VD_NONE. */
 uint32_t vd_index_table_get(const struct vd_index *ix, const char *id, size_t len);
+
+/*
+ * Allocation fault injection, for tests only (tests/unit/test_index_atomic.c),
+ * not part of libvectord's API: every allocation the index makes for a
+ * write (add, delete, compact, and the scratch space they share with
+ * searches) goes through one counter; the nth from now fails as if out of
+ * memory, the ones after it succeed. nth 0 turns it off. Not thread-safe:
+ * set it while no other thread uses ix.
+ */
+void vd_index_test_fail_alloc(struct vd_index *ix, uint32_t nth);
+
+/* 1 when the failure armed by vd_index_test_fail_alloc has happened (the
+ * call reached its nth allocation), else 0. Re-armed by the setter. */
+int vd_index_test_alloc_failed(const struct vd_index *ix);
+
+/* The one place an allocation of the index can be made to fail. */
+static inline int vd_index_alloc_fault(struct vd_index *ix)
+{
+    if (__builtin_expect(ix->fail_alloc == 0, 1)) return 0;
+    if (--ix->fail_alloc) return 0;
+    ix->fail_fired = 1;
+    return 1;
+}
 
 #endif

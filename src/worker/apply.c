@@ -8,9 +8,12 @@
 
 #include "worker/partition.h"
 
+/* Not applied: a rejection, or, out of memory, a stop (apply.h): memory
+ * is this process's state, not the command's, so the same command must
+ * not be rejected here and applied by a replay. */
 static void reject(vd_apply_outcome *out, vd_err code, const char *msg)
 {
-    out->kind = VD_APPLY_REJECT;
+    out->kind = code == VD_ERR_NOMEM ? VD_APPLY_FATAL : VD_APPLY_REJECT;
     out->err.code = code;
     if (msg != out->err.msg) snprintf(out->err.msg, sizeof out->err.msg, "%s", msg);
 }

@@ -53,12 +53,14 @@ typedef enum vd_apply_kind {
     VD_APPLY_ACK,    /* applied: count it, ack it when it asked for a reply */
     VD_APPLY_REJECT, /* not applied, nothing changed: DLQ and error reply */
     VD_APPLY_SKIP,   /* already in its index's checkpoint: nothing to send */
+    VD_APPLY_FATAL,  /* not applied, nothing changed, and not to be rejected
+                        either: the partition stops at this command (below) */
 } vd_apply_kind;
 
 typedef struct vd_apply_outcome {
     vd_apply_kind kind;
     vd_ack ack;   /* VD_APPLY_ACK; ack.index points at the command's key */
-    vd_error err; /* VD_APPLY_REJECT: the code and a message naming the field */
+    vd_error err; /* VD_APPLY_REJECT, VD_APPLY_FATAL: the code and a message */
 } vd_apply_outcome;
 
 /*
@@ -66,13 +68,23 @@ typedef struct vd_apply_outcome {
  * VD_APPLY_ACK the index changed and the partition counts the command as
  * pending for the next checkpoint (the index's entry is dirty and its last
  * offset is c->offset). The caller then records the offset as consumed
- * (vd_partition_advance) whatever the outcome.
+ * (vd_partition_advance), unless the outcome is VD_APPLY_FATAL.
+ *
+ * VD_APPLY_FATAL: the command could be neither applied nor rejected.
+ * Today that is running out of memory anywhere on the way (decoding,
+ * creating the index, the index's add or delete): a rejection must be what
+ * every replay of the log would decide too, and a replay with memory to
+ * spare would apply the command. Nothing was changed (the index's writes
+ * are all or nothing), and the caller must stop the partition before this
+ * offset (vd_partition_stop): not consumed, not committed, so a restart
+ * or the next owner applies it.
  *
  * Rejections, in the order they are checked: limit_exceeded (message
  * size), the decoder's codes (decode_error, invalid_request, ...),
  * unknown_op (a search op), key_mismatch, wrong_partition (pinned
  * elsewhere), already_exists, not_found, and what the index returns
- * (invalid_vector, limit_exceeded, out_of_memory, ...).
+ * (invalid_vector, limit_exceeded). Out of memory is VD_APPLY_FATAL, never
+ * a rejection.
  */
 void vd_apply_command(const vd_apply_rules *r, vd_partition *p, const vd_command *c,
                       vd_apply_outcome *out);

@@ -173,8 +173,9 @@ static void ck_write(void *ctx, vd_task *t)
         uint8_t *buf = NULL;
         size_t len = 0;
         rc = ck_serialise(w, j, f, &buf, &len);
-        char *key = rc ? NULL : vd_store_checkpoint_key(w->t_cmd, j->p->id, f->name,
-                                                         strlen(f->name), f->offset);
+        char *key =
+            rc ? NULL
+               : vd_store_checkpoint_key(w->t_cmd, j->p->id, f->name, strlen(f->name), f->offset);
         if (!rc && !key) rc = vd_error_set(&j->err, VD_ERR_NOMEM, "checkpoint: out of memory");
         if (!rc) rc = vd_store_put(w->store, key, buf, len, &j->err);
         free(key);
@@ -375,7 +376,8 @@ static vd_err ck_finish(vd_worker *w, vd_partition *p, vd_error *err)
         e->dirty = atomic_load_explicit(&e->last, memory_order_relaxed) != j->files[i].offset;
     }
     vd_err rc = j->rc;
-    if (rc) ck_give_back(p, j);
+    if (rc)
+        ck_give_back(p, j);
     else if (j->rebased)
         p->rebased = 0;
     pthread_rwlock_unlock(&p->lock);

@@ -76,7 +76,7 @@ typedef struct vd_ldjob {
     int has_manifest; /* VD_LOAD_OK: a manifest was found, start is its */
     int64_t start;
     int64_t manifest_offset;
-    int rebase; /* embedded mode: indexes kept, offsets forgotten */
+    int rebase;            /* embedded mode: indexes kept, offsets forgotten */
     char *legacy_manifest; /* read from the older layout's key: deleted after
                               the next manifest */
     ldindex *ix;

@@ -53,8 +53,8 @@ vd_entry *vd_partition_add(vd_partition *p, const char *name, size_t len, vd_ind
     }
     char *copy = strndup(name, len);
     if (!copy) return NULL;
-    p->e[p->n] = (vd_entry){.name = copy, .ix = ix, .uid = ++p->uids, .complete = -1,
-                            .file_offset = -1, .last = -1};
+    p->e[p->n] = (vd_entry){
+        .name = copy, .ix = ix, .uid = ++p->uids, .complete = -1, .file_offset = -1, .last = -1};
     return &p->e[p->n++];
 }
 
@@ -126,6 +126,21 @@ void vd_partition_refuse(vd_partition *p, const char *why)
     p->state = VD_PART_REFUSED;
     snprintf(p->refused_why, sizeof p->refused_why, "%s", why);
     pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void vd_partition_stop(vd_partition *p, const char *why)
+{
+    vd_partition_refuse(p, why); /* first: searches stop taking the registry */
+    pthread_rwlock_wrlock(&p->lock);
+    while (p->n) vd_partition_remove(p, &p->e[p->n - 1]);
+    pthread_rwlock_unlock(&p->lock);
+}
+
+void vd_partition_refused_why(vd_partition *p, char *buf, size_t cap)
+{
+    pthread_mutex_lock(&p->mu);
+    snprintf(buf, cap, "%s", p->state == VD_PART_REFUSED ? p->refused_why : "");
     pthread_mutex_unlock(&p->mu);
 }
 

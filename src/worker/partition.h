@@ -61,6 +61,20 @@ void vd_partition_activate(vd_partition *p, int64_t start, int64_t hi);
 void vd_partition_refuse(vd_partition *p, const char *why);
 
 /*
+ * Stops p at a command it could neither apply nor reject (VD_APPLY_FATAL,
+ * apply.h): p is refused for why, and its indexes are freed (out of
+ * memory: the memory goes back to the other partitions). A refused
+ * partition applies, checkpoints and commits nothing more, so the command
+ * and all after it stay in the log, uncommitted, for a restart or the next
+ * owner, which reload the checkpoints and replay them. The caller does not
+ * record the command as consumed. Poll thread.
+ */
+void vd_partition_stop(vd_partition *p, const char *why);
+
+/* Copies the reason p is refused ("" when it is not) into buf. Any thread. */
+void vd_partition_refused_why(vd_partition *p, char *buf, size_t cap);
+
+/*
  * Search threads: waits until p is ready and has applied want_offset, at
  * most until deadline (vd_mono_s() seconds) or until it is unassigned
  * or refused. Returns 1 when ready, else 0; *state is the state seen last.

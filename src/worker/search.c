@@ -113,10 +113,15 @@ static void handle_search(vd_worker *w, rd_kafka_message_t *m, double ready_dead
     double min_timeout = vd_config_int(w->cfg, "search.min.offset.timeout.ms") / 1000.0;
     vd_part_state state;
     if (!vd_partition_wait(p, -1, ready_deadline, &state)) {
-        rc = vd_error_set(&err, VD_ERR_UNAVAILABLE, "partition %d is %s; retry shortly",
-                          (int)m->partition,
-                          state == VD_PART_REFUSED ? "refused (see the worker log)"
-                                                   : "not ready (loading or replaying)");
+        char why[sizeof p->refused_why];
+        vd_partition_refused_why(p, why, sizeof why);
+        if (state == VD_PART_REFUSED)
+            rc = vd_error_set(&err, VD_ERR_UNAVAILABLE, "partition %d is refused: %.180s",
+                              (int)m->partition, *why ? why : "see the worker log");
+        else
+            rc = vd_error_set(&err, VD_ERR_UNAVAILABLE,
+                              "partition %d is not ready (loading or replaying); retry shortly",
+                              (int)m->partition);
         goto fail;
     }
     if (req->min_offset >= 0 &&

@@ -49,6 +49,10 @@ static void counters(vd_worker *w, FILE *out)
     } c[] = {
         {"vectord_commands_applied_total", "Commands applied to an index.", &w->n_applied},
         {"vectord_commands_rejected_total", "Commands sent to the DLQ.", &w->out.n_rejected},
+        {"vectord_partition_stops_total",
+         "Commands that could be neither applied nor rejected (out of memory): their partition "
+         "was refused there, uncommitted.",
+         &w->n_apply_fatal},
         {"vectord_searches_total", "Search and info requests answered.", &w->n_searches},
         {"vectord_searches_expired_total",
          "Search requests dropped as older than "
@@ -268,12 +272,16 @@ int vd_status_ready(void *ctx, FILE *out)
                 atomic_load(&w->unserved), (int)w->nparts);
     }
     for (int32_t i = 0; i < w->nparts; i++) {
-        pthread_mutex_lock(&w->parts[i].mu);
-        vd_part_state state = w->parts[i].state;
-        pthread_mutex_unlock(&w->parts[i].mu);
+        vd_partition *p = &w->parts[i];
+        pthread_mutex_lock(&p->mu);
+        vd_part_state state = p->state;
+        pthread_mutex_unlock(&p->mu);
         if (state == VD_PART_UNASSIGNED || state == VD_PART_READY) continue;
         ok = 0;
-        fprintf(out, "partition %d: %s\n", (int)i, vd_part_state_name(state));
+        char why[sizeof p->refused_why];
+        vd_partition_refused_why(p, why, sizeof why);
+        fprintf(out, "partition %d: %s%s%s\n", (int)i, vd_part_state_name(state), *why ? ": " : "",
+                why);
     }
     return ok;
 }

@@ -366,9 +366,35 @@ static void pin_drop(void *ctx, const char *name, size_t len, int32_t partition)
     vd_directory_unpin(ctx, name, len, partition);
 }
 
+/*
+ * p stops at command m, which could be neither applied nor rejected
+ * (VD_APPLY_FATAL: out of memory). Loudly: an error log with the reason,
+ * p refused (/readyz, vectord_partition_refused, searches answered
+ * `unavailable` with the reason), counted. p is paused in the consumer and
+ * nothing of it is checkpointed or committed any more, so m and what
+ * follows wait in Kafka for a restart or the next owner. No reply and no
+ * DLQ record: m was not rejected, its ack comes when it is applied.
+ */
+static void stop_partition(vd_worker *w, vd_partition *p, rd_kafka_message_t *m,
+                           const vd_error *err)
+{
+    char why[sizeof p->refused_why];
+    snprintf(why, sizeof why,
+             "command at offset %" PRId64 " could not be applied (%s: %s); stopped there, "
+             "uncommitted: a restart or the next owner replays it from the checkpoints",
+             m->offset, vd_err_code(err->code), err->msg);
+    vd_partition_stop(p, why);
+    vd_load_pause(w, p->id, 1);
+    w->n_apply_fatal++;
+    VD_WLOG(w, VD_LOG_ERROR, "partition_refused", VD_LI("partition", p->id),
+            VD_LI("offset", m->offset), VD_LS("error", vd_err_code(err->code)),
+            VD_LS("reason", why), VD_LI("committed", p->committed));
+}
+
 /* Command m, at an offset p has not consumed yet: the rules decide, the
- * outbox tells the producer (an ack, or the DLQ and an error reply). */
-static void apply_record(vd_worker *w, vd_partition *p, rd_kafka_message_t *m)
+ * outbox tells the producer (an ack, or the DLQ and an error reply).
+ * Returns the outcome's kind. */
+static vd_apply_kind apply_record(vd_worker *w, vd_partition *p, rd_kafka_message_t *m)
 {
     vd_pins pins = {w->dir, pin_get, pin_claim, pin_drop};
     vd_apply_rules rules = {&w->limits, w->max_message, w->t_cmd, w->dir ? &pins : NULL};
@@ -389,7 +415,10 @@ static void apply_record(vd_worker *w, vd_partition *p, rd_kafka_message_t *m)
         vd_outbox_ack(&w->out, m, &o.ack, quiet);
     } else if (o.kind == VD_APPLY_REJECT) {
         vd_outbox_reject(&w->out, m, o.err.code, o.err.msg, quiet);
+    } else if (o.kind == VD_APPLY_FATAL) {
+        stop_partition(w, p, m, &o.err);
     }
+    return o.kind;
 }
 
 /* A consumer error: the log no longer holds what p needs (invariant 5),
@@ -451,10 +480,8 @@ static void handle_message(vd_worker *w, rd_kafka_message_t *m)
             pthread_mutex_lock(&p->apply_mu); /* out of memory: wait instead */
         }
         if ((p->state == VD_PART_REPLAYING || p->state == VD_PART_READY) &&
-            m->offset > vd_partition_applied(p)) {
-            apply_record(w, p, m);
+            m->offset > vd_partition_applied(p) && apply_record(w, p, m) != VD_APPLY_FATAL)
             vd_partition_advance(p, m->offset);
-        }
         pthread_mutex_unlock(&p->apply_mu);
     }
     rd_kafka_message_destroy(m);
@@ -475,15 +502,14 @@ static int release_parked(vd_worker *w)
         for (size_t k = 0; k < p->nparked; k++) {
             rd_kafka_message_t *m = p->parked[k];
             if ((p->state == VD_PART_REPLAYING || p->state == VD_PART_READY) &&
-                m->offset > vd_partition_applied(p)) {
-                apply_record(w, p, m);
+                m->offset > vd_partition_applied(p) && apply_record(w, p, m) != VD_APPLY_FATAL)
                 vd_partition_advance(p, m->offset);
-            }
             rd_kafka_message_destroy(m);
         }
         p->nparked = 0;
         pthread_mutex_unlock(&p->apply_mu);
-        vd_load_pause(w, p->id, 0);
+        /* A partition stopped meanwhile (stop_partition) stays paused. */
+        if (p->state != VD_PART_REFUSED) vd_load_pause(w, p->id, 0);
     }
     return busy;
 }

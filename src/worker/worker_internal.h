@@ -118,8 +118,8 @@ typedef struct vd_partition {
     atomic_size_t pending; /* commands applied since the last durable checkpoint */
 
     /* The poll thread's alone. */
-    char **legacy;  /* keys of the layouts before this one (migrated files,
-                       the old manifest), deleted after the next manifest */
+    char **legacy; /* keys of the layouts before this one (migrated files,
+                      the old manifest), deleted after the next manifest */
     size_t nlegacy;
     uint64_t uids; /* the last vd_entry.uid given */
     int rebased;   /* embedded mode: loaded another cluster's offsets, and
@@ -248,7 +248,8 @@ typedef struct vd_worker {
 
     /* Counters for /metrics (atomics: any thread bumps them). */
     atomic_uint_fast64_t n_applied, n_searches, n_searches_expired, n_checkpoints,
-        n_checkpoint_failures, n_load_failures, n_checkpoint_foreign, n_checkpoint_migrated;
+        n_checkpoint_failures, n_load_failures, n_checkpoint_foreign, n_checkpoint_migrated,
+        n_apply_fatal;
     atomic_int assigned_once;
     /* Partitions assigned now that were added to the topics after start
      * (>= nparts): not served until a restart (rebalance.c). */

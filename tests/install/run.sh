@@ -8,8 +8,8 @@
 #   3. as a CMake project, find_package(vectord), vectord::vectord and
 #      vectord::vectord_static.
 # Also checks the installed tree: headers (none of the service's), the shared
-# library exporting exactly the functions the headers declare, the programs
-# and their man pages.
+# library exporting exactly the functions the headers declare, the programs,
+# their man pages and vectorctl's bash completion.
 #   run.sh BUILD_DIR CC [EXTRA_CFLAGS]
 # EXTRA_CFLAGS: what the library was instrumented with (-fsanitize=...), so
 # the consumer links the same runtimes.
@@ -44,7 +44,8 @@ for f in "$includedir"/vectord/{api,error,index,lhv1,version}.h \
   "$libdir"/libvectord.a "$libdir"/libvectord.so "$libdir"/libvectord.so."$version" \
   "$libdir"/cmake/vectord/vectordConfig.cmake "$libdir"/cmake/vectord/vectordConfigVersion.cmake \
   "$prefix"/bin/vectord "$prefix"/bin/vectorctl \
-  "$prefix"/share/man/man1/vectord.1 "$prefix"/share/man/man1/vectorctl.1; do
+  "$prefix"/share/man/man1/vectord.1 "$prefix"/share/man/man1/vectorctl.1 \
+  "$prefix"/share/bash-completion/completions/vectorctl; do
   [[ -e $f ]] || fail "missing ${f#"$prefix"/}"
 done
 headers=$(cd "$includedir/vectord" && echo *)
@@ -130,6 +131,7 @@ step "the installed programs and man pages"
 # The programs leak their configuration on --help/--version (freed by exit).
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
 [[ $("$prefix/bin/vectord" --version) == "vectord $version" ]] || fail "vectord --version"
+[[ $("$prefix/bin/vectorctl" --version) == "vectorctl $version" ]] || fail "vectorctl --version"
 "$prefix/bin/vectorctl" --help >vectorctl.help || fail "vectorctl --help"
 for prog in vectord vectorctl; do
   page=$prefix/share/man/man1/$prog.1

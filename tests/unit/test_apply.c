@@ -1,8 +1,9 @@
 /*
  * test_apply.c - the command rules of src/worker/apply.c without Kafka:
  * every op's ack, every error code a command can be rejected with, the
- * skip of commands already in a checkpoint, and the directory's pins
- * through a fake table.
+ * skip of commands already in a checkpoint, the directory's pins
+ * through a fake table, and the stop (VD_APPLY_FATAL) of a partition whose
+ * command ran out of memory.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "index/index_internal.h" /* vd_index_test_fail_alloc */
+#include "vectord/lhv1.h"
 #include "worker/apply.h"
 #include "worker/partition.h"
 
@@ -299,6 +302,118 @@ static void test_pins(void **state)
         VD_APPLY_ACK);
 }
 
+static uint8_t *snap(vd_index *ix, size_t *len)
+{
+    uint8_t *buf = NULL;
+    assert_int_equal(vd_lhv1_write_buf(ix, &buf, len, NULL), VD_OK);
+    return buf;
+}
+
+/* Out of memory in an add or a delete is not a rejection: it would not be
+ * one on replay. The outcome is VD_APPLY_FATAL, with the index, the
+ * entry's offsets and the partition's counts as they were; with memory
+ * back, the same command applies. */
+static void expect_fatal_then_ack(fixture *f, vd_entry *e, const char *json)
+{
+    for (uint32_t nth = 1;; nth++) {
+        size_t len0, len1;
+        uint8_t *b0 = snap(e->ix, &len0);
+        size_t pending = f->p.pending;
+        int64_t last = e->last;
+        int dirty = e->dirty;
+        vd_apply_outcome o;
+        vd_index_test_fail_alloc(e->ix, nth);
+        vd_apply_kind kind = run(f, e->name, json, &o);
+        int fired = vd_index_test_alloc_failed(e->ix);
+        vd_index_test_fail_alloc(e->ix, 0);
+        if (!fired) {
+            assert_int_equal(kind, VD_APPLY_ACK);
+            assert_int_equal(f->p.pending, pending + 1);
+            assert_int_equal(e->last, f->next_offset - 1);
+            assert_true(nth > 1); /* the command did allocate */
+            free(b0);
+            return;
+        }
+        assert_int_equal(kind, VD_APPLY_FATAL);
+        assert_int_equal(o.err.code, VD_ERR_NOMEM);
+        assert_true(strstr(o.err.msg, "out of memory") != NULL);
+        assert_int_equal(f->p.pending, pending);
+        assert_int_equal(e->last, last);
+        assert_int_equal(e->dirty, dirty);
+        uint8_t *b1 = snap(e->ix, &len1);
+        assert_int_equal(len1, len0);
+        assert_memory_equal(b1, b0, len0);
+        free(b0);
+        free(b1);
+    }
+}
+
+static void test_fatal_out_of_memory(void **state)
+{
+    fixture *f = *state;
+    f->limits.repair_threshold = 0.2; /* the delete below repairs */
+    f->rules.max_message = 1 << 16;
+    vd_apply_outcome o;
+    assert_int_equal(run(f, "f", "{\"op\":\"create\",\"index\":\"f\",\"dimension\":2}", &o),
+                     VD_APPLY_ACK);
+    vd_entry *e = vd_partition_find(&f->p, "f", 1);
+    char add[8192];
+    size_t n = (size_t)snprintf(add, sizeof add, "{\"op\":\"add\",\"index\":\"f\",\"items\":[");
+    for (int i = 0; i < 40; i++)
+        n += (size_t)snprintf(add + n, sizeof add - n,
+                              "%s{\"id\":\"i%d\",\"vector\":[%d,%d],\"metadata\":%d}", i ? "," : "",
+                              i, i % 7 + 1, i % 5 - 2, i);
+    snprintf(add + n, sizeof add - n, "]}");
+    expect_fatal_then_ack(f, e, add);
+    vd_index_stats st;
+    vd_index_stats_get(e->ix, &st);
+    assert_int_equal(st.live, 40);
+    /* The add left room for a repair: as loaded from a checkpoint, the
+     * index has none, and the delete must take it. */
+    size_t len;
+    uint8_t *buf = snap(e->ix, &len);
+    vd_index *loaded;
+    assert_int_equal(vd_lhv1_read(buf, len, &f->limits, &loaded, NULL), VD_OK);
+    free(buf);
+    vd_index_free(e->ix);
+    e->ix = loaded;
+    expect_fatal_then_ack(f, e,
+                          "{\"op\":\"delete\",\"index\":\"f\",\"ids\":[\"i0\",\"i1\","
+                          "\"i2\",\"i3\",\"i4\",\"i5\",\"i6\",\"i7\",\"i8\",\"i9\"]}");
+    vd_index_stats_get(e->ix, &st);
+    assert_int_equal(st.live, 30);
+    assert_true(st.repairs > 0);
+}
+
+/* The partition stops there: refused with the reason, which searches and
+ * /readyz read; its indexes freed; waiting searches woken. */
+static void test_partition_stop(void **state)
+{
+    fixture *f = *state;
+    vd_apply_outcome o;
+    assert_int_equal(run(f, "g", "{\"op\":\"create\",\"index\":\"g\",\"dimension\":2}", &o),
+                     VD_APPLY_ACK);
+    vd_partition_activate(&f->p, 100, 100);
+    vd_partition_advance(&f->p, 100);
+    char why[512];
+    vd_partition_refused_why(&f->p, why, sizeof why);
+    assert_string_equal(why, ""); /* not refused */
+    vd_partition_stop(&f->p, "command at offset 101 could not be applied (out_of_memory: x)");
+    vd_partition_refused_why(&f->p, why, sizeof why);
+    assert_string_equal(why, "command at offset 101 could not be applied (out_of_memory: x)");
+    assert_int_equal(f->p.state, VD_PART_REFUSED);
+    assert_int_equal(f->p.n, 0);
+    assert_null(vd_partition_find(&f->p, "g", 1));
+    assert_int_equal(f->p.applied, 100); /* the stopped command was not consumed */
+    vd_part_state st;
+    assert_int_equal(vd_partition_wait(&f->p, -1, 1e300, &st), 0);
+    assert_int_equal(st, VD_PART_REFUSED);
+    /* A new assignment starts over. */
+    vd_partition_reset(&f->p);
+    vd_partition_refused_why(&f->p, why, sizeof why);
+    assert_string_equal(why, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -307,6 +422,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reject_codes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skip_checkpointed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pins, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fatal_out_of_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partition_stop, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

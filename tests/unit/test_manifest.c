@@ -189,10 +189,8 @@ static void test_replay_start(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_decode_errors),
-        cmocka_unit_test(test_keys),
-        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_decode_errors),
+        cmocka_unit_test(test_keys),         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_replay_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -381,8 +381,8 @@ static void test_checkpoint_key(void **state)
     assert_string_equal(k, "_vectors/vectord.commands/3/docs%2Fen%20v1.lhv1");
     assert_false(vd_store_checkpoint_key_parse(k, &stem_len, &off));
     free(k);
-    assert_false(vd_store_checkpoint_key_parse("_vectors/t/0/x@0000000000000000000a.lhv1",
-                                               &stem_len, &off));
+    assert_false(
+        vd_store_checkpoint_key_parse("_vectors/t/0/x@0000000000000000000a.lhv1", &stem_len, &off));
     assert_false(vd_store_checkpoint_key_parse("@00000000000000000001.lhv1x", &stem_len, &off));
     char ascii[241], utf8[250], other[241];
     memset(ascii, 'a', 240);
@@ -394,8 +394,8 @@ static void test_checkpoint_key(void **state)
     const char *names[] = {ascii, utf8, other};
     char *keys[3];
     for (int i = 0; i < 3; i++) {
-        keys[i] = vd_store_checkpoint_key("vectord.commands", 11, names[i], strlen(names[i]),
-                                          INT64_MAX);
+        keys[i] =
+            vd_store_checkpoint_key("vectord.commands", 11, names[i], strlen(names[i]), INT64_MAX);
         assert_non_null(keys[i]);
         assert_true(vd_store_key_valid(keys[i]));
         const char *seg = strrchr(keys[i], '/') + 1;
