@@ -659,8 +659,9 @@ vd_err vd_golhv1_build(vd_index **out, const void *buf, size_t len, const char *
     if (!items || !vecs || !metas) rc = vd_error_set(err, VD_ERR_NOMEM, "golhv1: out of memory");
     for (;;) {
         vd_golhv1_item it;
-        int more = rc ? 0 : vd_golhv1_next(r, &it, err);
-        if (more < 0) rc = err ? err->code : VD_ERR_NOMEM;
+        vd_error e1;
+        int more = rc ? 0 : vd_golhv1_next(r, &it, &e1);
+        if (more < 0) rc = vd_error_set(err, e1.code, "%s", e1.msg);
         if (more > 0) {
             memcpy(vecs + n * p.dimension, it.vector, p.dimension * sizeof *vecs);
             items[n] = (vd_item){it.id, it.id_len, vecs + n * p.dimension, it.dimension, NULL, 0};
