@@ -15,11 +15,9 @@
  * a vd_index and searched. A refusal must carry a documented code and a
  * message. A broken oracle calls abort() so libFuzzer records the input.
  *
- * Built with -DVD_REPLAY_MAIN it is a plain program that runs each file
- * named on its command line (or in a directory named there) once: the
- * `fuzz_golhv1_replay` CTest replays the checked-in corpus in every build.
+ * Outside VD_FUZZ builds it is linked with replay_main.c: the CTest
+ * fuzz_replay_golhv1 replays corpus-golhv1/ in every build.
  */
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,58 +152,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_file(data, size);
     return 0;
 }
-
-#ifdef VD_REPLAY_MAIN
-static int run_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(n > 0 ? (size_t)n : 1);
-    size_t got = b ? fread(b, 1, (size_t)(n > 0 ? n : 0), f) : 0;
-    fclose(f);
-    if (!b || got != (size_t)(n > 0 ? n : 0)) {
-        free(b);
-        return -1;
-    }
-    /* An exact-size copy for ASan. */
-    uint8_t *exact = malloc(got ? got : 1);
-    memcpy(exact, b, got);
-    free(b);
-    LLVMFuzzerTestOneInput(exact, got);
-    free(exact);
-    return 0;
-}
-
-int main(int argc, char **argv)
-{
-    size_t runs = 0;
-    for (int i = 1; i < argc; i++) {
-        DIR *d = opendir(argv[i]);
-        if (!d) {
-            if (run_file(argv[i])) {
-                fprintf(stderr, "fuzz_golhv1: cannot read %s\n", argv[i]);
-                return 1;
-            }
-            runs++;
-            continue;
-        }
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (e->d_name[0] == '.') continue;
-            char p[4096];
-            snprintf(p, sizeof p, "%s/%s", argv[i], e->d_name);
-            if (run_file(p)) {
-                fprintf(stderr, "fuzz_golhv1: cannot read %s\n", p);
-                return 1;
-            }
-            runs++;
-        }
-        closedir(d);
-    }
-    printf("fuzz_golhv1: %zu inputs replayed, no oracle failed\n", runs);
-    return runs ? 0 : 1;
-}
-#endif
