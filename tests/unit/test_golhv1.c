@@ -334,6 +334,24 @@ static void refused(const uint8_t *f, size_t len, vd_err code, const char *want)
     assert_true(err.msg[0] != '\0');
 }
 
+/* Opens env + g as a file and expects code and want, as refused() does. */
+static void refused_graph(const char *env, const buf *g, vd_err code, const char *want)
+{
+    size_t len;
+    uint8_t *f = file(env, g, &len);
+    refused(f, len, code, want);
+    free(f);
+}
+
+/* *g := a graph of one layer holding one node of dimension 3. */
+static void one_node(buf *g, const char *dist, const char *key, const float *v)
+{
+    *g = (buf){0};
+    header(g, 16, 0.25, 20, dist, 1);
+    varint(g, 1);
+    nodev(g, key, v, 3, NULL);
+}
+
 static void test_every_truncation(void **state)
 {
     (void)state;
@@ -357,8 +375,6 @@ static void test_field_names(void **state)
 {
     (void)state;
     buf g = {0};
-    size_t len;
-    uint8_t *f;
 
     /* A vector length far beyond the file. */
     header(&g, 16, 0.25, 20, "euclidean", 1);
@@ -367,27 +383,21 @@ static void test_field_names(void **state)
     varint(&g, 1000000);
     put(&g, V1, 12);
     varint(&g, 0);
-    f = file("{}", &g, &len);
-    refused(f, len, VD_ERR_CORRUPT,
-            "layer 0 node 0 vector length: length 1000000 needs 4000000 bytes");
-    free(f);
+    refused_graph("{}", &g, VD_ERR_CORRUPT,
+                  "layer 0 node 0 vector length: length 1000000 needs 4000000 bytes");
     free(g.p);
 
     /* A node count beyond the file. */
     g = (buf){0};
     header(&g, 16, 0.25, 20, "euclidean", 1);
     varint(&g, 1LL << 40);
-    f = file("{}", &g, &len);
-    refused(f, len, VD_ERR_CORRUPT, "layer 0 node count");
-    free(f);
+    refused_graph("{}", &g, VD_ERR_CORRUPT, "layer 0 node count");
     free(g.p);
 
     /* Negative lengths. */
     g = (buf){0};
     header(&g, 16, 0.25, 20, "euclidean", -1);
-    f = file("{}", &g, &len);
-    refused(f, len, VD_ERR_CORRUPT, "layer count: negative length -1");
-    free(f);
+    refused_graph("{}", &g, VD_ERR_CORRUPT, "layer count: negative length -1");
     free(g.p);
     g = (buf){0};
     header(&g, 16, 0.25, 20, "euclidean", 1);
@@ -396,9 +406,7 @@ static void test_field_names(void **state)
     vec(&g, V1, 3);
     varint(&g, 1);
     varint(&g, -5);
-    f = file("{}", &g, &len);
-    refused(f, len, VD_ERR_CORRUPT, "layer 0 node 0 neighbour 0: negative length -5");
-    free(f);
+    refused_graph("{}", &g, VD_ERR_CORRUPT, "layer 0 node 0 neighbour 0: negative length -5");
     free(g.p);
 
     /* A neighbour count beyond the file. */
@@ -409,9 +417,7 @@ static void test_field_names(void **state)
     vec(&g, V1, 3);
     varint(&g, 7);
     str(&g, "a");
-    f = file("{}", &g, &len);
-    refused(f, len, VD_ERR_CORRUPT, "layer 0 node 0 neighbour count");
-    free(f);
+    refused_graph("{}", &g, VD_ERR_CORRUPT, "layer 0 node 0 neighbour count");
     free(g.p);
 
     /* A varint of eleven bytes. */
@@ -419,9 +425,7 @@ static void test_field_names(void **state)
     varint(&g, 1);
     for (int i = 0; i < 10; i++) put(&g, "\x80", 1);
     put(&g, "\x01", 1);
-    f = file("{}", &g, &len);
-    refused(f, len, VD_ERR_CORRUPT, "graph: M: varint overflows");
-    free(f);
+    refused_graph("{}", &g, VD_ERR_CORRUPT, "graph: M: varint overflows");
     free(g.p);
 
     /* Dimensions that differ. */
@@ -431,9 +435,7 @@ static void test_field_names(void **state)
     nodev(&g, "a", V1, 3, NULL);
     nodev(&g, "b", V1, 2, NULL);
     varint(&g, 0);
-    f = file("{}", &g, &len);
-    refused(f, len, VD_ERR_CORRUPT, "layer 0 node 1 vector length: 2, layer 0 has 3");
-    free(f);
+    refused_graph("{}", &g, VD_ERR_CORRUPT, "layer 0 node 1 vector length: 2, layer 0 has 3");
     free(g.p);
     g = (buf){0};
     header(&g, 16, 0.25, 20, "euclidean", 2);
@@ -441,82 +443,46 @@ static void test_field_names(void **state)
     nodev(&g, "a", V1, 3, NULL);
     varint(&g, 1);
     nodev(&g, "a", V1, 1, NULL);
-    f = file("{}", &g, &len);
-    refused(f, len, VD_ERR_CORRUPT, "layer 1 node 0 vector length: 1");
-    free(f);
+    refused_graph("{}", &g, VD_ERR_CORRUPT, "layer 1 node 0 vector length: 1");
     free(g.p);
-    g = (buf){0};
-    header(&g, 16, 0.25, 20, "euclidean", 1);
-    varint(&g, 1);
-    nodev(&g, "a", V1, 3, NULL);
-    f = file("{\"params\":{\"dimension\":4}}", &g, &len);
-    refused(f, len, VD_ERR_CORRUPT, "params.dimension 4");
-    free(f);
+    one_node(&g, "euclidean", "a", V1);
+    refused_graph("{\"params\":{\"dimension\":4}}", &g, VD_ERR_CORRUPT, "params.dimension 4");
     /* Bytes after the last layer. */
     put(&g, "\0", 1);
-    f = file("{}", &g, &len);
-    refused(f, len, VD_ERR_CORRUPT, "1 bytes after the last layer");
-    free(f);
+    refused_graph("{}", &g, VD_ERR_CORRUPT, "1 bytes after the last layer");
     free(g.p);
 
     /* Ids vectord cannot hold. */
-    g = (buf){0};
-    header(&g, 16, 0.25, 20, "euclidean", 1);
-    varint(&g, 1);
-    nodev(&g, "", V1, 3, NULL);
-    f = file("{}", &g, &len);
-    refused(f, len, VD_ERR_CORRUPT, "layer 0 node 0 key: empty");
-    free(f);
+    one_node(&g, "euclidean", "", V1);
+    refused_graph("{}", &g, VD_ERR_CORRUPT, "layer 0 node 0 key: empty");
     free(g.p);
-    g = (buf){0};
-    header(&g, 16, 0.25, 20, "euclidean", 1);
-    varint(&g, 1);
-    nodev(&g, "\xff", V1, 3, NULL);
-    f = file("{}", &g, &len);
-    refused(f, len, VD_ERR_CORRUPT, "not valid UTF-8");
-    free(f);
+    one_node(&g, "euclidean", "\xff", V1);
+    refused_graph("{}", &g, VD_ERR_CORRUPT, "not valid UTF-8");
     free(g.p);
 
     /* Vectors vectord refuses. */
     float bad[3] = {1, NAN, 2}, zero[3] = {0, 0, 0};
-    g = (buf){0};
-    header(&g, 16, 0.25, 20, "euclidean", 1);
-    varint(&g, 1);
-    nodev(&g, "n", bad, 3, NULL);
-    f = file("{}", &g, &len);
-    refused(f, len, VD_ERR_INVALID_VECTOR, "(id \"n\") vector[1]: not a finite number");
-    free(f);
+    one_node(&g, "euclidean", "n", bad);
+    refused_graph("{}", &g, VD_ERR_INVALID_VECTOR, "(id \"n\") vector[1]: not a finite number");
     free(g.p);
-    g = (buf){0};
-    header(&g, 16, 0.25, 20, "cosine", 1);
-    varint(&g, 1);
-    nodev(&g, "z", zero, 3, NULL);
-    f = file("{}", &g, &len);
-    refused(f, len, VD_ERR_INVALID_VECTOR, "zero vector under cosine");
-    free(f);
+    one_node(&g, "cosine", "z", zero);
+    refused_graph("{}", &g, VD_ERR_INVALID_VECTOR, "zero vector under cosine");
     free(g.p);
 
     /* Versions and distances. */
     g = (buf){0};
     varint(&g, 2);
-    f = file("{}", &g, &len);
-    refused(f, len, VD_ERR_VERSION, "graph: version 2");
-    free(f);
+    refused_graph("{}", &g, VD_ERR_VERSION, "graph: version 2");
     free(g.p);
     g = (buf){0};
     header(&g, 16, 0.25, 20, "manhattan", 0);
-    f = file("{}", &g, &len);
-    refused(f, len, VD_ERR_UNKNOWN_DISTANCE, "\"manhattan\"");
-    free(f);
-    f = file("{\"version\":2}", &g, &len);
-    refused(f, len, VD_ERR_VERSION, "envelope: version 2");
-    free(f);
+    refused_graph("{}", &g, VD_ERR_UNKNOWN_DISTANCE, "\"manhattan\"");
+    refused_graph("{\"version\":2}", &g, VD_ERR_VERSION, "envelope: version 2");
     free(g.p);
     g = (buf){0};
     header(&g, 16, 0.25, 20, "cosine", 0);
-    f = file("{\"params\":{\"distance\":\"euclidean\"}}", &g, &len);
-    refused(f, len, VD_ERR_CORRUPT, "params.distance \"euclidean\" but the graph's is \"cosine\"");
-    free(f);
+    refused_graph("{\"params\":{\"distance\":\"euclidean\"}}", &g, VD_ERR_CORRUPT,
+                  "params.distance \"euclidean\" but the graph's is \"cosine\"");
 
     /* Envelopes. */
     static const struct {
@@ -532,9 +498,7 @@ static void test_field_names(void **state)
         {"{\"a\":1,\"a\":2}", "envelope: invalid JSON"},
     };
     for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
-        f = file(envs[i].env, &g, &len);
-        refused(f, len, VD_ERR_CORRUPT, envs[i].want);
-        free(f);
+        refused_graph(envs[i].env, &g, VD_ERR_CORRUPT, envs[i].want);
     }
     /* A file that is not LHV1 at all, and an envelope length beyond it. */
     refused((const uint8_t *)"LHV2\0\0\0\0", 8, VD_ERR_CORRUPT, "magic");
