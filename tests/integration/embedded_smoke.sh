@@ -8,6 +8,9 @@ set -euo pipefail
 vectord=$1 vectorctl=$2 gen=$3 work=$4
 rm -rf "$work"; mkdir -p "$work"; cd "$work"
 fail() { echo "FAIL: $*"; [[ -f vectord.log ]] && tail -20 vectord.log; exit 1; }
+# A failed run must not leave its worker writing into the next run's directory.
+pid=""
+trap '[[ -n $pid ]] && kill -9 $pid 2>/dev/null; true' EXIT
 
 start() {
   "$vectord" -X store.url="file://$work/store" -X checkpoint.interval.ms=1000 \
@@ -81,5 +84,5 @@ ctl --json info docs >info2.json || fail "info after restart"
 grep -q '"length":2000' info2.json || fail "after restart: $(cat info2.json)"
 ctl --json search docs --queries "$work/query.fvecs" --k 5 >q.json || fail "query file"
 [[ $(grep -c '"hits"' q.json) -eq 5 ]] || fail "query file answers: $(cat q.json)"
-kill -TERM $pid; wait $pid || fail "second shutdown"
+kill -TERM $pid; wait $pid || fail "second shutdown"; pid=""
 echo "embedded_smoke: 1 passed, 0 failed"
