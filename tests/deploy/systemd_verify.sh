@@ -6,7 +6,9 @@
 #      only warnings to systemd, so any output fails);
 #   2. `systemd-analyze security --offline`: exposure at most 2.0;
 #   3. the restart story's settings are there (SIGTERM, a long stop timeout);
-#   4. the default properties file loads, points the store at the state
+#   4. vectord --version, --help and a bad argument (exit 2, no leak under
+#      ASan);
+#   5. the default properties file loads, points the store at the state
 #      directory, and each commented default equals the built-in one.
 # The checker is first run on a unit with a misspelt key, which must fail.
 #   systemd_verify.sh SOURCE_DIR BUILD_DIR
@@ -49,6 +51,14 @@ done
 # The stop timeout must exceed the worst single-request store time (60 s x 4).
 stop=$(sed -n 's/^TimeoutStopSec=\([0-9]*\)min$/\1/p' "$unit")
 [[ -n $stop && $stop -ge 5 ]] || fail "TimeoutStopSec must be at least 5min"
+
+# What the unit and an operator run first: --version, --help, a bad argument
+# (exit 2); under ASan these must not leak either.
+version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")
+[[ $("$build/vectord" --version) == "vectord $version" ]] || fail "vectord --version"
+"$build/vectord" --help >/dev/null || fail "vectord --help exited $?"
+rc=0; "$build/vectord" --bogus >/dev/null 2>"$work/bogus.err" || rc=$?
+[[ $rc -eq 2 ]] || fail "vectord --bogus exited $rc, want 2: $(head -5 "$work/bogus.err")"
 
 # The properties file: it loads, and the store is the state directory.
 dump=$(cd "$work" && env -i PATH="$PATH" "$build/vectord" -c "$props" --dump-config) ||
