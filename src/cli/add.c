@@ -162,27 +162,38 @@ static void fell_behind(add_run *r, const char *index)
            r->sent_items, index);
 }
 
-static void draw_progress(const add_run *r, const vec_file *vf, int final)
+static void draw_progress(const add_run *r, const vc_source *src, int final)
 {
     double secs = vc_now() - r->t0;
+    size_t done = r->c->no_wait ? r->sent_items : r->acked_items;
+    double rate = (double)done / (secs > 0 ? secs : 1);
+    if (src->total) {
+        /* A bar over what is acknowledged (what is applied). */
+        char bar[33];
+        size_t w = sizeof bar - 1, fill = done >= src->total ? w : done * w / src->total;
+        memset(bar, '#', fill);
+        memset(bar + fill, '.', w - fill);
+        bar[w] = '\0';
+        fprintf(stderr, "\r%s [%s] %3.0f%% %zu/%zu, %.0f items/s, %zu batches in flight   %s",
+                src->label ? src->label : "", bar, 100.0 * (double)done / (double)src->total, done,
+                src->total, rate, busy_count(r, NULL), final ? "\n" : "");
+        return;
+    }
     char pct[32] = "";
-    if (vf->size && vf->f != stdin && !final)
-        snprintf(pct, sizeof pct, " (%.0f%% of the file)",
-                 100.0 * (double)ftello(vf->f) / (double)vf->size);
+    double frac = src->fraction && !final ? src->fraction(src->ctx) : -1;
+    if (frac >= 0) snprintf(pct, sizeof pct, " (%.0f%% of the file)", 100.0 * frac);
     fprintf(stderr, "\r%zu items sent%s, %zu acked, %.0f items/s, %zu batches in flight   %s",
-            r->sent_items, pct, r->c->no_wait ? r->sent_items : r->acked_items,
-            (double)(r->c->no_wait ? r->sent_items : r->acked_items) / (secs > 0 ? secs : 1),
-            busy_count(r, NULL), final ? "\n" : "");
+            r->sent_items, pct, done, rate, busy_count(r, NULL), final ? "\n" : "");
 }
 
 /*
- * Sends the file in batches of `batch` items, never more than max_in_flight
+ * Sends src in batches of `batch` items, never more than max_in_flight
  * batches (nor ADD_MAX_BYTES_IN_FLIGHT bytes) without an ack: the worker
- * stays within a bounded distance of the producer, and the exit status
- * says whether every batch was applied.
+ * stays within a bounded distance of the producer, and the result says
+ * whether every batch was applied.
  */
-int vc_cmd_add(ctl *c, const char *index, vec_file *vf, const char *path, size_t batch_items,
-               size_t max_in_flight)
+void vc_add_stream(ctl *c, const char *index, vc_source *src, size_t batch_items,
+                   size_t max_in_flight, vc_add_result *res)
 {
     add_run r = {.c = c, .nslots = max_in_flight};
     r.slots = calloc(max_in_flight, sizeof *r.slots);
@@ -190,21 +201,18 @@ int vc_cmd_add(ctl *c, const char *index, vec_file *vf, const char *path, size_t
     int tty = isatty(2);
     r.t0 = r.progress = vc_now();
     double last_draw = 0;
-    json_t *item;
     for (;;) {
         json_t *items = json_array();
-        while (json_array_size(items) < batch_items && (item = vc_vecfile_next(vf, path)))
-            json_array_append_new(items, item);
-        size_t n = json_array_size(items);
+        size_t n = src->fill(src->ctx, items, batch_items);
         if (!n) {
             json_decref(items);
             break;
         }
         json_t *doc = json_pack("{s:s, s:s, s:o}", "op", "add", "index", index, "items", items);
-        /* Rows of .fvecs/.bvecs are float32, which 9 significant digits
-         * round-trip: half the bytes of %.17g. NDJSON numbers go as read. */
+        /* float32 vectors: 9 significant digits round-trip, half the
+         * bytes of %.17g. NDJSON numbers go as read. */
         char *body =
-            json_dumps(doc, vf->kind == 'n' ? JSON_COMPACT : JSON_COMPACT | JSON_REAL_PRECISION(9));
+            json_dumps(doc, src->float32 ? JSON_COMPACT | JSON_REAL_PRECISION(9) : JSON_COMPACT);
         json_decref(doc);
         if (!body) vc_die(VC_EXIT_KAFKA, NULL, "out of memory");
         size_t len = strlen(body), inflight_bytes;
@@ -225,7 +233,7 @@ int vc_cmd_add(ctl *c, const char *index, vec_file *vf, const char *path, size_t
             add_poll(&r, 50);
             if (tty && vc_now() - last_draw > 0.2) {
                 last_draw = vc_now();
-                draw_progress(&r, vf, 0);
+                draw_progress(&r, src, 0);
             }
         }
         memset(slot, 0, sizeof *slot);
@@ -236,14 +244,13 @@ int vc_cmd_add(ctl *c, const char *index, vec_file *vf, const char *path, size_t
         free(body);
         r.sent_batches++;
         r.sent_items += n;
+        if (src->after_send) src->after_send(src->ctx, r.sent_items);
         add_poll(&r, 0);
         if (tty && vc_now() - last_draw > 0.2) {
             last_draw = vc_now();
-            draw_progress(&r, vf, 0);
+            draw_progress(&r, src, 0);
         }
     }
-    if (vf->f != stdin) fclose(vf->f);
-    free(vf->line);
     /* The rest of the window. */
     while (busy_count(&r, NULL)) {
         if (vc_now() - r.progress > c->timeout_ms / 1000.0) {
@@ -253,7 +260,7 @@ int vc_cmd_add(ctl *c, const char *index, vec_file *vf, const char *path, size_t
         add_poll(&r, 50);
         if (tty && vc_now() - last_draw > 0.2) {
             last_draw = vc_now();
-            draw_progress(&r, vf, 0);
+            draw_progress(&r, src, 0);
         }
     }
     if (c->no_wait) {
@@ -261,8 +268,52 @@ int vc_cmd_add(ctl *c, const char *index, vec_file *vf, const char *path, size_t
         r.acked_items = r.sent_items;
         r.acked_batches = r.sent_batches;
     }
-    if (tty) draw_progress(&r, vf, 1);
-    double secs = vc_now() - r.t0;
+    if (tty) draw_progress(&r, src, 1);
+    res->sent_items = r.sent_items;
+    res->sent_batches = r.sent_batches;
+    res->acked_items = r.acked_items;
+    res->acked_batches = r.acked_batches;
+    res->failed = r.failed;
+    res->seconds = vc_now() - r.t0;
+    free(r.slots);
+}
+
+/* vectorctl add: a vec_file as a source. */
+typedef struct file_src {
+    vec_file *vf;
+    const char *path;
+} file_src;
+
+static size_t file_fill(void *ctx, json_t *items, size_t max)
+{
+    file_src *f = ctx;
+    json_t *item;
+    size_t n = 0;
+    while (n < max && (item = vc_vecfile_next(f->vf, f->path))) {
+        json_array_append_new(items, item);
+        n++;
+    }
+    return n;
+}
+
+static double file_fraction(void *ctx)
+{
+    file_src *f = ctx;
+    if (!f->vf->size || f->vf->f == stdin) return -1;
+    return (double)ftello(f->vf->f) / (double)f->vf->size;
+}
+
+int vc_cmd_add(ctl *c, const char *index, vec_file *vf, const char *path, size_t batch_items,
+               size_t max_in_flight)
+{
+    file_src fs = {vf, path};
+    vc_source src = {
+        .fill = file_fill, .fraction = file_fraction, .ctx = &fs, .float32 = vf->kind != 'n'};
+    vc_add_result r;
+    vc_add_stream(c, index, &src, batch_items, max_in_flight, &r);
+    if (vf->f != stdin) fclose(vf->f);
+    free(vf->line);
+    double secs = r.seconds;
     if (c->json_out)
         printf("{\"items\":%zu,\"batches\":%zu,\"acked\":%zu,\"failed\":%zu,\"seconds\":%.3f}\n",
                r.sent_items, r.sent_batches, r.acked_batches, r.failed, secs);
@@ -270,6 +321,5 @@ int vc_cmd_add(ctl *c, const char *index, vec_file *vf, const char *path, size_t
         printf("added %zu items in %zu batches to %s in %.2f s (%.0f items/s)%s\n", r.acked_items,
                r.sent_batches, index, secs, (double)r.acked_items / (secs > 0 ? secs : 1),
                r.failed ? ", some batches failed" : "");
-    free(r.slots);
     return r.failed ? VC_EXIT_ERR_REPLY : 0;
 }

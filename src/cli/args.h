@@ -42,6 +42,9 @@ enum {
     VC_OPT_HEADER,
     VC_OPT_PARTITION,
     VC_OPT_COUNT,
+    VC_OPT_STORE,
+    VC_OPT_INDEX,
+    VC_OPT_DRY_RUN,
     VC_OPT_END
 };
 

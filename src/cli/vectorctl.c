@@ -13,6 +13,7 @@
  *   vecfile.c  NDJSON, .fvecs and .bvecs files of vectors
  *   add.c      add, through a bounded window of unacknowledged batches
  *   search.c   search;  raw.c  produce and consume;  fleet.c  ls and status
+ *   import.c   import: the Go service's index files, as create + add commands
  *
  * Brokers: -b, else -X kafka.bootstrap.servers, else $VECTORD_BROKERS, else
  * the address an embedded vectord wrote to ./var/vectord/bootstrap.
@@ -123,6 +124,13 @@ static const struct option produce_opts[] = {OPT("header", required_argument, VC
                                              OPT_END};
 static const struct option consume_opts[] = {OPT("count", required_argument, VC_OPT_COUNT),
                                              OPT_END};
+static const struct option import_opts[] = {
+    OPT("store", required_argument, VC_OPT_STORE),
+    OPT("index", required_argument, VC_OPT_INDEX),
+    OPT("dry-run", no_argument, VC_OPT_DRY_RUN),
+    OPT("batch", required_argument, VC_OPT_BATCH),
+    OPT("max-in-flight", required_argument, VC_OPT_MAX_IN_FLIGHT),
+    OPT_END};
 static const struct option no_opts[] = {OPT_END};
 
 static const vc_cmd commands[] = {
@@ -164,6 +172,20 @@ static const vc_cmd commands[] = {
      "  (value, or value_base64 when it is not UTF-8), until --count records or --timeout\n"
      "  --count N                stop after N records (exit 3 if fewer came)\n",
      consume_opts, 1, 1, "TOPIC"},
+    {"import", "SOURCE... [OPTIONS]", "the Go service's index files, through the commands topic",
+     "  SOURCE                   a Go-format .lhv1 file or a directory of them; with --store\n"
+     "                           a key, or a prefix ending in '/' (e.g. _vectors/): every\n"
+     "                           PREFIX<escaped name>.lhv1 below it\n"
+     "  --store URL              read SOURCEs from this store: http(s):// (storaged),\n"
+     "                           s3://bucket[/prefix], file://DIR (-X store.* options apply)\n"
+     "  --index NAME             import under this name (one file only); default: the\n"
+     "                           key's name unescaped, or a file's envelope name\n"
+     "  --dry-run                list index, items, dim, distance, bytes; send nothing\n"
+     "  --batch N                items per add command (default 500)\n"
+     "  --max-in-flight N        add batches unacknowledged, at most (default 8; 4 MiB)\n"
+     "  Each file: a create (if_not_exists, the file's params) and adds; rerunning an\n"
+     "  interrupted import is safe (adds are upserts by id)\n",
+     import_opts, 1, -1, "SOURCE"},
     {"ls", "", "every index in the fleet (the Redis directory)", "", no_opts, 0, 0, ""},
     {"status", "", "workers, partitions and lag (the Redis directory)", "", no_opts, 0, 0, ""},
 };
@@ -223,6 +245,16 @@ static void find_brokers(ctl *c, char *buf, size_t cap)
         vc_die(VC_EXIT_USAGE, NULL,
                "no brokers: pass -b HOST:PORT, set VECTORD_BROKERS, or run vectord in "
                "embedded mode from this directory (it writes ./var/vectord/bootstrap)");
+}
+
+/* Connects c for a command that decides late (import: not on a dry run). */
+static void connect_late(ctl *c)
+{
+    static char embedded[256];
+    find_brokers(c, embedded, sizeof embedded);
+    c->t_cmd = vd_config_str(c->cfg, "topic.commands");
+    c->t_search = vd_config_str(c->cfg, "topic.search");
+    vc_connect(c);
 }
 
 int main(int argc, char **argv)
@@ -288,6 +320,12 @@ int main(int argc, char **argv)
         int rc = !strcmp(name, "inspect") ? cmd_inspect(p0)
                  : !strcmp(name, "ls")    ? vc_cmd_ls(&c, redis_url)
                                           : vc_cmd_status(&c, redis_url);
+        vd_config_free(cfg);
+        vc_args_clear(&a);
+        return rc;
+    }
+    if (!strcmp(name, "import")) {
+        int rc = vc_cmd_import(&c, &a, connect_late);
         vd_config_free(cfg);
         vc_args_clear(&a);
         return rc;
