@@ -70,7 +70,7 @@ n=$(length big)
 # Rows of the file, searched by their vectors: each live row's id first, at
 # distance 0 (the 500 deleted rows are random; of 200 rows a few are gone).
 head -c $((200 * (4 + 128 * 4))) data/base.fvecs >rows.fvecs
-ctl --json search big --queries rows.fvecs --k 1 >hits.jsonl || fail "search rows"
+ctl --json search big --queries rows.fvecs --k 1 --ef 400 >hits.jsonl || fail "search rows"
 python3 - hits.jsonl <<'EOF' || fail "rows searched by their vectors"
 import json, sys
 found = 0
