@@ -7,6 +7,8 @@ pkgs=(build-essential cmake ninja-build pkg-config git
       libjansson-dev libcmocka-dev
       librdkafka-dev libmsgpack-dev libcurl4-openssl-dev libhiredis-dev libmicrohttpd-dev
       python3)
+# deploy_systemd_verify runs systemd-analyze; deploy_deb_package cpack and dpkg-shlibdeps.
+pkgs+=(systemd dpkg-dev)
 [[ "${VD_WITH_FUZZ:-0}" = 1 ]] && pkgs+=(clang libclang-rt-14-dev)
 # The directory's tests run a real redis-server (deploy/redis/redis.sh).
 pkgs+=(redis-server redis-tools)

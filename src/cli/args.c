@@ -125,6 +125,14 @@ void vc_args_parse(const vc_cmd *cmd, int argc, char **argv, const struct option
         vc_die(VC_EXIT_USAGE, cmd->name, "unexpected argument '%s'", out->pos[cmd->max_pos]);
 }
 
+void vc_args_clear(vc_args *a)
+{
+    free(a->pos);
+    free(a->headers);
+    a->pos = a->headers = NULL;
+    a->npos = a->nheaders = 0;
+}
+
 const char *vc_arg(const vc_args *a, int id)
 {
     return a->val[id - VC_OPT_HELP];

@@ -9,8 +9,8 @@
  * `val`), every value of a repeatable one, and the positional arguments in
  * order. "--help" prints the command's usage to stdout and exits 0; an
  * unknown option, a missing value, too few or too many positionals print
- * "vectorctl: CMD: ..." to stderr and exit 2. Nothing is allocated that the
- * process keeps past exit, so there is no free.
+ * "vectorctl: CMD: ..." to stderr and exit 2. vc_args_clear frees what
+ * vc_args_parse allocated.
  */
 #ifndef VD_CLI_ARGS_H
 #define VD_CLI_ARGS_H
@@ -42,6 +42,9 @@ enum {
     VC_OPT_HEADER,
     VC_OPT_PARTITION,
     VC_OPT_COUNT,
+    VC_OPT_STORE,
+    VC_OPT_INDEX,
+    VC_OPT_DRY_RUN,
     VC_OPT_END
 };
 
@@ -73,6 +76,9 @@ void vc_die(int code, const char *ctx, const char *fmt, ...)
  * after it. */
 void vc_args_parse(const vc_cmd *cmd, int argc, char **argv, const struct option *global,
                    vc_args *out);
+
+/* Frees a's arrays (not the strings: they are argv's). */
+void vc_args_clear(vc_args *a);
 
 /* The value of option id, or NULL. */
 const char *vc_arg(const vc_args *a, int id);

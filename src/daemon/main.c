@@ -86,13 +86,16 @@ int main(int argc, char **argv)
             mock_only = 1;
         else if (!strcmp(argv[i], "--version")) {
             printf("vectord %s\n", VECTORD_VERSION);
+            vd_config_free(cfg);
             return 0;
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
+            vd_config_free(cfg);
             return 0;
         } else {
             fprintf(stderr, "vectord: unknown argument \"%s\"\n", argv[i]);
             usage(stderr);
+            vd_config_free(cfg);
             return 2;
         }
     }

@@ -258,6 +258,8 @@ static void ld_load(void *ctx, vd_task *t)
     }
     free(key);
     if (rc == VD_ERR_NOT_FOUND) {
+        free(j->legacy_manifest); /* no older layout to move either */
+        j->legacy_manifest = NULL;
         VD_WLOG(w, VD_LOG_INFO, "partition_fresh", VD_LI("partition", j->id));
         j->result = VD_LOAD_OK;
         return;

@@ -66,6 +66,10 @@ static void counters(vd_worker *w, FILE *out)
          "Checkpoint files not installed because their envelope names another topic or "
          "partition (the index is replayed from the log).",
          &w->n_checkpoint_foreign},
+        {"vectord_commands_parked_total",
+         "Commands that waited (their partition paused) while the store thread serialised an "
+         "index of their partition for a checkpoint.",
+         &w->n_parked},
         {"vectord_checkpoint_migrated_total",
          "Checkpoint files loaded from the key before partitions were in it (rewritten under "
          "the new key at the next checkpoint).",

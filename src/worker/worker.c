@@ -461,6 +461,7 @@ static int park_record(vd_worker *w, vd_partition *p, rd_kafka_message_t *m)
     }
     if (!p->nparked) vd_load_pause(w, p->id, 1);
     p->parked[p->nparked++] = m;
+    w->n_parked++;
     return 1;
 }
 

@@ -249,7 +249,7 @@ typedef struct vd_worker {
     /* Counters for /metrics (atomics: any thread bumps them). */
     atomic_uint_fast64_t n_applied, n_searches, n_searches_expired, n_checkpoints,
         n_checkpoint_failures, n_load_failures, n_checkpoint_foreign, n_checkpoint_migrated,
-        n_apply_fatal;
+        n_parked, n_apply_fatal;
     atomic_int assigned_once;
     /* Partitions assigned now that were added to the topics after start
      * (>= nparts): not served until a restart (rebalance.c). */

@@ -94,6 +94,15 @@ usage "search: --vector: '[1' is not a JSON array" search x --vector '[1'
 usage "search: --vector: '{}' is not a JSON array" search x --vector '{}'
 usage "produce: --header: 'novalue' is not NAME=VALUE" produce t k --header novalue
 usage "cannot open nope.ndjson" add x nope.ndjson
+# import: checked, and its files read, before anything connects.
+usage "import: missing SOURCE" import
+usage "import: unknown option '--dim'" import f.lhv1 --dim 3
+usage "import: --batch: 0 is out of range" import f.lhv1 --batch 0
+usage "import: --index renames one file" import a.lhv1 b.lhv1 --index x
+usage "import: --index renames one file" import --store "file://$work" _vectors/ --index x
+usage "import: --index renames one file" import . --index x
+usage "import: cannot open nope.lhv1" import nope.lhv1
+usage "import: --store nope://x" import --store nope://x _vectors/
 
 # Good command lines get as far as Kafka.
 parses create x --dim 3
@@ -115,11 +124,16 @@ parses --reply-topic r info x
 cases=$((cases + 2))
 "$ctl" --redis redis://127.0.0.1:1 --timeout 300 ls >out.txt 2>err.txt
 [[ $? -eq 4 ]] || bad "ls against a closed Redis port: want exit 4: $(cat err.txt)"
+cases=$((cases + 2))
+"$ctl" -b $closed import v.ndjson >out.txt 2>err.txt
+[[ $? -eq 1 ]] && grep -q "v.ndjson: not imported" err.txt || bad "import of a non-Go file: $(cat err.txt)"
+"$ctl" -b $closed import --dry-run . >out.txt 2>err.txt
+[[ $? -eq 1 ]] && grep -q "no file <name>.lhv1" err.txt || bad "import of an empty directory: $(cat err.txt)"
 "$ctl" inspect nope.lhv1 >out.txt 2>err.txt
 [[ $? -eq 2 ]] && grep -q "cannot open nope.lhv1" err.txt || bad "inspect of a missing file: $(cat err.txt)"
 
 # --help: the whole list, and each command's options, exit 0, stdout only.
-commands="create add delete drop search info inspect produce consume ls status"
+commands="create add delete drop search info inspect import produce consume ls status"
 cases=$((cases + 1))
 "$ctl" --help >help.txt 2>err.txt && [[ ! -s err.txt ]] || bad "vectorctl --help"
 head -1 help.txt | grep -q '^usage: vectorctl' || bad "vectorctl --help: $(head -1 help.txt)"
@@ -156,6 +170,8 @@ expect_completion "--distance" vectorctl create x --dist
 expect_completion "--ef-construction --ef-search" vectorctl create x --ef
 expect_completion "cosine dot euclidean" vectorctl create x --distance ''
 expect_completion "--max-in-flight" vectorctl add x f --max
+expect_completion "--dry-run" vectorctl import f --dr
+expect_completion "" vectorctl import --store ''
 expect_completion "--json" vectorctl --js
 expect_completion "--k" vectorctl --json search x --k
 expect_completion "" vectorctl search x --k ''
