@@ -17,6 +17,11 @@ trap '[[ -n $pid ]] && kill $pid 2>/dev/null; true' EXIT
 fail() { echo "FAIL: $*"; [[ -f vectord.log ]] && grep -v '^%' vectord.log | tail -10; exit 1; }
 
 "$gen" "$work" "$n" 1 16 euclidean 1 >/dev/null
+# Created here, not by the background child's redirections, which may not
+# have happened yet when the loops below read them.
+: >vectord.out
+: >>vectord.log
+: >mock.out
 "$vectord" -X store.url="file://$work/store" -X embedded.partitions=2 -X http.listen=127.0.0.1:0 \
   -X embedded.bootstrap.file= >vectord.out 2>>vectord.log &
 pid=$!

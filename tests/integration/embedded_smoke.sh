@@ -13,6 +13,10 @@ pid=""
 trap '[[ -n $pid ]] && kill -9 $pid 2>/dev/null; true' EXIT
 
 start() {
+  # The files exist before the loop below reads them: the background
+  # child opens its redirections only when it gets to run.
+  : >vectord.out
+  : >>vectord.log
   "$vectord" -X store.url="file://$work/store" -X checkpoint.interval.ms=1000 \
     -X embedded.partitions=2 -X http.listen=127.0.0.1:0 >vectord.out 2>>vectord.log &
   pid=$!
