@@ -186,6 +186,27 @@ static void draw_progress(const add_run *r, const vc_source *src, int final)
             r->sent_items, pct, done, rate, busy_count(r, NULL), final ? "\n" : "");
 }
 
+/* Redraws the progress line on a terminal, at most every 0.2 s. */
+static void redraw(const add_run *r, const vc_source *src, int tty, double *last_draw)
+{
+    if (!tty || vc_now() - *last_draw <= 0.2) return;
+    *last_draw = vc_now();
+    draw_progress(r, src, 0);
+}
+
+/* Serves acks for up to 50 ms; exits through fell_behind when none came
+ * within the client timeout. */
+static void wait_for_acks(add_run *r, const char *index, const vc_source *src, int tty,
+                          double *last_draw)
+{
+    if (vc_now() - r->progress > r->c->timeout_ms / 1000.0) {
+        if (tty) fputc('\n', stderr);
+        fell_behind(r, index);
+    }
+    add_poll(r, 50);
+    redraw(r, src, tty, last_draw);
+}
+
 /*
  * Sends src in batches of `batch` items, never more than max_in_flight
  * batches (nor ADD_MAX_BYTES_IN_FLIGHT bytes) without an ack: the worker
@@ -226,15 +247,7 @@ void vc_add_stream(ctl *c, const char *index, vc_source *src, size_t batch_items
                 if (busy == 0) r.progress = vc_now(); /* nothing was owed until now */
                 break;
             }
-            if (vc_now() - r.progress > c->timeout_ms / 1000.0) {
-                if (tty) fputc('\n', stderr);
-                fell_behind(&r, index);
-            }
-            add_poll(&r, 50);
-            if (tty && vc_now() - last_draw > 0.2) {
-                last_draw = vc_now();
-                draw_progress(&r, src, 0);
-            }
+            wait_for_acks(&r, index, src, tty, &last_draw);
         }
         memset(slot, 0, sizeof *slot);
         slot->used = 1;
@@ -246,22 +259,11 @@ void vc_add_stream(ctl *c, const char *index, vc_source *src, size_t batch_items
         r.sent_items += n;
         if (src->after_send) src->after_send(src->ctx, r.sent_items);
         add_poll(&r, 0);
-        if (tty && vc_now() - last_draw > 0.2) {
-            last_draw = vc_now();
-            draw_progress(&r, src, 0);
-        }
+        redraw(&r, src, tty, &last_draw);
     }
     /* The rest of the window. */
     while (busy_count(&r, NULL)) {
-        if (vc_now() - r.progress > c->timeout_ms / 1000.0) {
-            if (tty) fputc('\n', stderr);
-            fell_behind(&r, index);
-        }
-        add_poll(&r, 50);
-        if (tty && vc_now() - last_draw > 0.2) {
-            last_draw = vc_now();
-            draw_progress(&r, src, 0);
-        }
+        wait_for_acks(&r, index, src, tty, &last_draw);
     }
     if (c->no_wait) {
         vc_flush_or_die(c);
