@@ -136,7 +136,8 @@ static vd_err ld_get(vd_worker *w, ldjob *j, const vd_manifest_entry *me, uint8_
             keys[i] = NULL;
         }
     }
-    if (rc == VD_ERR_NOT_FOUND) rc = VD_ERR_NOT_FOUND; /* the first key's message stays */
+    /* Not found at either: j->err holds the first key's message (the
+     * second GET wrote err2). */
     free(keys[0]);
     free(keys[1]);
     return rc;

@@ -421,6 +421,16 @@ static vd_apply_kind apply_record(vd_worker *w, vd_partition *p, rd_kafka_messag
     return o.kind;
 }
 
+/* Command m of p, when p is applying and has not consumed m yet; the
+ * offset is consumed unless the command stopped the partition. The
+ * caller holds p->apply_mu. */
+static void apply_if_new(vd_worker *w, vd_partition *p, rd_kafka_message_t *m)
+{
+    if ((p->state == VD_PART_REPLAYING || p->state == VD_PART_READY) &&
+        m->offset > vd_partition_applied(p) && apply_record(w, p, m) != VD_APPLY_FATAL)
+        vd_partition_advance(p, m->offset);
+}
+
 /* A consumer error: the log no longer holds what p needs (invariant 5),
  * or something to log. */
 static void consumer_error(vd_worker *w, rd_kafka_message_t *m)
@@ -480,9 +490,7 @@ static void handle_message(vd_worker *w, rd_kafka_message_t *m)
             if (park_record(w, p, m)) return;
             pthread_mutex_lock(&p->apply_mu); /* out of memory: wait instead */
         }
-        if ((p->state == VD_PART_REPLAYING || p->state == VD_PART_READY) &&
-            m->offset > vd_partition_applied(p) && apply_record(w, p, m) != VD_APPLY_FATAL)
-            vd_partition_advance(p, m->offset);
+        apply_if_new(w, p, m);
         pthread_mutex_unlock(&p->apply_mu);
     }
     rd_kafka_message_destroy(m);
@@ -502,9 +510,7 @@ static int release_parked(vd_worker *w)
         }
         for (size_t k = 0; k < p->nparked; k++) {
             rd_kafka_message_t *m = p->parked[k];
-            if ((p->state == VD_PART_REPLAYING || p->state == VD_PART_READY) &&
-                m->offset > vd_partition_applied(p) && apply_record(w, p, m) != VD_APPLY_FATAL)
-                vd_partition_advance(p, m->offset);
+            apply_if_new(w, p, m);
             rd_kafka_message_destroy(m);
         }
         p->nparked = 0;
