@@ -236,14 +236,20 @@ char *vd_store_unversioned_key(const char *topic, int32_t partition, const char 
 int vd_store_checkpoint_key_parse(const char *key, size_t *stem_len, int64_t *offset)
 {
     static const char ext[] = ".lhv1";
-    size_t n = strlen(key), tail = 1 + 20 + sizeof ext - 1;
+    size_t n = strlen(key), tail = 1 + VD_STORE_OFFSET_DIGITS + sizeof ext - 1;
     if (n <= tail || key[n - tail] != '@' || strcmp(key + n - sizeof ext + 1, ext) != 0) return 0;
-    int64_t v = 0;
-    for (size_t i = n - tail + 1; i < n - sizeof ext + 1; i++) {
-        if (key[i] < '0' || key[i] > '9' || v > (INT64_MAX - (key[i] - '0')) / 10) return 0;
-        v = v * 10 + (key[i] - '0');
-    }
+    if (!vd_store_offset_parse(key + n - tail + 1, offset)) return 0;
     *stem_len = n - tail;
+    return 1;
+}
+
+int vd_store_offset_parse(const char *s, int64_t *offset)
+{
+    int64_t v = 0;
+    for (size_t i = 0; i < VD_STORE_OFFSET_DIGITS; i++) {
+        if (s[i] < '0' || s[i] > '9' || v > (INT64_MAX - (s[i] - '0')) / 10) return 0;
+        v = v * 10 + (s[i] - '0');
+    }
     *offset = v;
     return 1;
 }

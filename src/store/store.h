@@ -122,6 +122,14 @@ char *vd_store_checkpoint_stem(const char *topic, int32_t partition, const char 
 char *vd_store_checkpoint_key(const char *topic, int32_t partition, const char *name,
                               size_t name_len, int64_t offset);
 
+/* Offsets in keys are written in this many digits (zero-padded, so that
+ * keys sort by offset). */
+#define VD_STORE_OFFSET_DIGITS 20
+
+/* Reads the VD_STORE_OFFSET_DIGITS digits at s into *offset. Returns 1, or
+ * 0 when one is not a digit or the value exceeds INT64_MAX. */
+int vd_store_offset_parse(const char *s, int64_t *offset);
+
 /* Whether key ends like a vd_store_checkpoint_key ("@" 20 digits ".lhv1");
  * then *stem_len is the length of its stem and *offset its offset. */
 int vd_store_checkpoint_key_parse(const char *key, size_t *stem_len, int64_t *offset);

@@ -183,16 +183,10 @@ char *vd_manifest_key(const char *topic, int32_t partition, int64_t offset)
 int vd_manifest_key_parse(const char *prefix, const char *key, int64_t *offset)
 {
     size_t n = strlen(prefix);
-    if (strncmp(key, prefix, n) != 0 || strlen(key + n) != 20 + 5 ||
-        strcmp(key + n + 20, ".json") != 0)
+    if (strncmp(key, prefix, n) != 0 || strlen(key + n) != VD_STORE_OFFSET_DIGITS + 5 ||
+        strcmp(key + n + VD_STORE_OFFSET_DIGITS, ".json") != 0)
         return 0;
-    int64_t v = 0;
-    for (size_t i = n; i < n + 20; i++) {
-        if (key[i] < '0' || key[i] > '9' || v > (INT64_MAX - (key[i] - '0')) / 10) return 0;
-        v = v * 10 + (key[i] - '0');
-    }
-    *offset = v;
-    return 1;
+    return vd_store_offset_parse(key + n, offset);
 }
 
 char *vd_manifest_legacy_key(const char *topic, int32_t partition)
